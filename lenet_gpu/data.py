@@ -1,0 +1,384 @@
+"""MNIST data: IDX reader, dataset directory resolution, verified download, batching.
+
+Standard library + NumPy only. Every problem with a data file or directory raises
+`DataError` with a message that names the file and says what is wrong.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.client
+import os
+import tempfile
+import urllib.request
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "DataError",
+    "read_idx",
+    "MNIST_FILES",
+    "MNIST_SHA256",
+    "MNIST_MIRRORS",
+    "find_idx",
+    "default_data_dir",
+    "resolve_data_dir",
+    "load_mnist",
+    "download_mnist",
+    "preprocess",
+    "one_hot",
+    "batches",
+]
+
+
+class DataError(ValueError):
+    """A data file or directory is missing, malformed or fails verification."""
+
+
+# ----------------------------------------------------------------------------- IDX
+
+# IDX type codes; all multi-byte types are big-endian in the file.
+_IDX_DTYPES = {
+    0x08: np.dtype(">u1"),
+    0x09: np.dtype(">i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _read_content(path: Path) -> bytes:
+    """The file's bytes, gunzipped if it starts with the gzip magic."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as e:
+        raise DataError(f"{path}: file not found") from e
+    except OSError as e:
+        raise DataError(f"{path}: cannot read file ({e})") from e
+    if data[:2] == _GZIP_MAGIC:
+        try:
+            data = gzip.decompress(data)
+        except EOFError as e:
+            raise DataError(f"{path}: truncated gzip stream ({e})") from e
+        except (OSError, zlib.error) as e:
+            raise DataError(f"{path}: corrupt gzip stream ({e})") from e
+    return data
+
+
+def _parse_idx(data: bytes, path) -> np.ndarray:
+    if len(data) < 4:
+        raise DataError(f"{path}: truncated header ({len(data)} bytes, IDX needs at least 4)")
+    if data[0] != 0 or data[1] != 0:
+        raise DataError(
+            f"{path}: bad magic {data[:4].hex()} (an IDX file starts with two zero bytes)"
+        )
+    code, ndim = data[2], data[3]
+    if code not in _IDX_DTYPES:
+        known = ", ".join(f"0x{c:02x}" for c in _IDX_DTYPES)
+        raise DataError(f"{path}: unknown dtype code 0x{code:02x} (known: {known})")
+    if ndim == 0:
+        raise DataError(f"{path}: bad header, ndim is 0")
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise DataError(
+            f"{path}: truncated header ({len(data)} bytes, {ndim} dimensions need {header})"
+        )
+    dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    dtype = _IDX_DTYPES[code]
+    count = 1
+    for d in dims:
+        count *= d
+    expected = count * dtype.itemsize
+    actual = len(data) - header
+    if actual < expected:
+        raise DataError(
+            f"{path}: truncated payload: dims {dims} of {dtype.name} need {expected} bytes, "
+            f"file has {actual}"
+        )
+    if actual > expected:
+        raise DataError(
+            f"{path}: {actual - expected} trailing bytes after the {expected} bytes "
+            f"that dims {dims} of {dtype.name} need"
+        )
+    arr = np.frombuffer(data, dtype=dtype, count=count, offset=header)
+    # astype copies: the result is writable and native-endian.
+    return arr.astype(dtype.newbyteorder("=")).reshape(dims)
+
+
+def read_idx(path) -> np.ndarray:
+    """Read an IDX file (raw or gzip, detected by magic bytes) into a native-endian array."""
+    path = Path(path)
+    return _parse_idx(_read_content(path), path)
+
+
+# ----------------------------------------------------------------------------- MNIST files
+
+MNIST_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+
+# sha256 of the *decompressed* files (the .gz wrappers differ between mirrors).
+MNIST_SHA256 = {
+    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+
+MNIST_MIRRORS = [
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",  # plain http is fine: content is sha256-checked
+]
+
+
+def _candidates(name: str) -> list[str]:
+    names = [name, name + ".gz"]
+    alt = name.replace("-idx", ".idx", 1)  # train-images.idx3-ubyte, as some archives spell it
+    if alt != name:
+        names += [alt, alt + ".gz"]
+    return names
+
+
+def find_idx(directory, name: str) -> Path:
+    """Path of `name`, `name.gz` (or the dotted spelling) in `directory`."""
+    directory = Path(directory)
+    candidates = _candidates(name)
+    for c in candidates:
+        p = directory / c
+        if p.is_file():
+            return p
+    where = str(directory) if directory.is_dir() else f"{directory} (directory does not exist)"
+    raise DataError(f"{name}: file not found in {where}; looked for {', '.join(candidates)}")
+
+
+def default_data_dir() -> Path:
+    """Per-user cache directory for MNIST."""
+    if os.name == "nt":
+        base = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
+    else:
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "lenet-gpu" / "mnist"
+
+
+def resolve_data_dir(data_dir=None) -> Path:
+    """The argument if given, else $LENET_GPU_DATA if set and non-empty, else the cache dir."""
+    if data_dir is not None:
+        return Path(data_dir).expanduser()
+    env = os.environ.get("LENET_GPU_DATA")
+    if env:
+        return Path(env).expanduser()
+    return default_data_dir()
+
+
+def load_mnist(data_dir=None, download: bool = False):
+    """Load MNIST as uint8 arrays: (x_train, y_train, x_test, y_test).
+
+    Images are (N, 28, 28), labels (N,). Local files are validated structurally but not
+    hashed (checksums are verified on download).
+    """
+    directory = resolve_data_dir(data_dir)
+
+    def locate():
+        found, missing = {}, []
+        for key, name in MNIST_FILES.items():
+            try:
+                found[key] = find_idx(directory, name)
+            except DataError:
+                missing.append(name)
+        return found, missing
+
+    found, missing = locate()
+    if missing and download:
+        download_mnist(directory)
+        found, missing = locate()
+    if missing:
+        raise DataError(
+            f"MNIST files not found in {directory}: missing "
+            + ", ".join(f"{m}[.gz]" for m in missing)
+            + ". Point to a directory that has them with --data DIR or LENET_GPU_DATA=DIR, "
+            "or fetch them with --download (load_mnist(download=True))."
+        )
+
+    out = []
+    for split in ("train", "test"):
+        ipath, lpath = found[f"{split}_images"], found[f"{split}_labels"]
+        images, labels = read_idx(ipath), read_idx(lpath)
+        if images.ndim != 3 or images.dtype != np.uint8:
+            raise DataError(
+                f"{ipath}: expected 3-D uint8 images, got shape {images.shape} {images.dtype}"
+            )
+        if labels.ndim != 1 or labels.dtype != np.uint8:
+            raise DataError(
+                f"{lpath}: expected 1-D uint8 labels, got shape {labels.shape} {labels.dtype}"
+            )
+        if len(images) != len(labels):
+            raise DataError(
+                f"count mismatch: {ipath} has {len(images)} images "
+                f"but {lpath} has {len(labels)} labels"
+            )
+        if labels.size and labels.max() > 9:
+            bad = int(np.argmax(labels > 9))
+            raise DataError(
+                f"{lpath}: label out of range 0..9: label[{bad}] = {int(labels[bad])}"
+            )
+        out += [images, labels]
+    return tuple(out)
+
+
+# ----------------------------------------------------------------------------- download
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write via a temp file in the same directory, fsync, then rename over `path`."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _fetch(url: str, timeout: float) -> bytes:
+    req = urllib.request.Request(url, headers={"User-Agent": "lenet-gpu (python urllib)"})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        return resp.read()
+
+
+def download_mnist(dest=None, mirrors=None, timeout: float = 30.0, log=print) -> Path:
+    """Download the four MNIST files into `dest` (resolved like load_mnist), verifying sha256.
+
+    Files already present whose decompressed content matches the checksum are skipped.
+    Each file is written atomically as `dest/<name>.gz` only after it verifies; an invalid
+    file already present is replaced in place.
+    """
+    dest = resolve_data_dir(dest)
+    mirrors = list(MNIST_MIRRORS if mirrors is None else mirrors)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"{dest}: cannot create data directory ({e})") from e
+
+    for name in MNIST_FILES.values():
+        expected = MNIST_SHA256[name]
+        target = dest / (name + ".gz")
+        try:
+            existing = find_idx(dest, name)
+        except DataError:
+            existing = None
+        if existing is not None:
+            try:
+                ok = _sha256(_read_content(existing)) == expected
+            except DataError:
+                ok = False
+            if ok:
+                log(f"{name}: already present ({existing})")
+                continue
+            log(f"{name}: {existing} fails verification, downloading again")
+            target = existing
+
+        failures = []
+        for base in mirrors:
+            url = base + name + ".gz"
+            log(f"{name}: downloading {url}")
+            try:
+                gz = _fetch(url, timeout)
+                content = gzip.decompress(gz)
+            except (OSError, EOFError, zlib.error, http.client.HTTPException, ValueError) as e:
+                reason = f"{type(e).__name__}: {e}"
+            else:
+                got = _sha256(content)
+                if got == expected:
+                    # Keep the .gz as downloaded; a raw file being replaced stays raw.
+                    data = gz if target.name.endswith(".gz") else content
+                    try:
+                        _write_atomic(target, data)
+                    except OSError as e:
+                        raise DataError(f"{target}: cannot write file ({e})") from e
+                    log(f"{name}: saved {target} (sha256 ok)")
+                    break
+                reason = f"checksum mismatch (sha256 {got}, expected {expected})"
+            more = "; trying next mirror" if base != mirrors[-1] else ""
+            log(f"{name}: {url} failed: {reason}{more}")
+            failures.append(f"{url}: {reason}")
+        else:
+            detail = "; ".join(failures) if failures else "no mirrors given"
+            raise DataError(f"{name}: download failed from every mirror: {detail}")
+    return dest
+
+
+# ----------------------------------------------------------------------------- arrays
+
+# scale -> (multiplier, offset) applied to x/255; the offset is the background value.
+_SCALES = {
+    "unit": (1.0, 0.0),
+    "paper": (1.275, -0.1),  # LeCun 1998: background -0.1, foreground 1.175
+    "standard": (1.0 / 0.3081, -0.1307 / 0.3081),  # MNIST train mean/std
+}
+
+
+def preprocess(images, scale: str = "unit", pad: int = 0) -> np.ndarray:
+    """uint8 (N,H,W) or (N,1,H,W) -> float32 (N,1,H+2*pad,W+2*pad), padded with background."""
+    if scale not in _SCALES:
+        raise ValueError(f"unknown scale {scale!r}; expected one of {', '.join(_SCALES)}")
+    if isinstance(pad, bool) or not isinstance(pad, (int, np.integer)) or pad < 0:
+        raise ValueError(f"pad must be a non-negative integer, got {pad!r}")
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
+        raise ValueError(f"expected uint8 images, got {images.dtype}")
+    if images.ndim == 3:
+        images = images[:, None]
+    if images.ndim != 4 or images.shape[1] != 1:
+        raise ValueError(f"expected images of shape (N,H,W) or (N,1,H,W), got {images.shape}")
+    mul, bg = _SCALES[scale]
+    n, _, h, w = images.shape
+    out = np.full((n, 1, h + 2 * pad, w + 2 * pad), bg, dtype=np.float32)
+    x = images.astype(np.float32) / np.float32(255.0)
+    out[:, :, pad : pad + h, pad : pad + w] = x * np.float32(mul) + np.float32(bg)
+    return out
+
+
+def one_hot(labels, num_classes: int = 10, dtype=np.float32) -> np.ndarray:
+    """Integer labels of any shape -> shape + (num_classes,) one-hot array."""
+    labels = np.asarray(labels)
+    if labels.dtype.kind not in "iu":
+        raise ValueError(f"labels must be integers, got {labels.dtype}")
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(
+            f"labels must lie in 0..{num_classes - 1}, got {labels.min()}..{labels.max()}"
+        )
+    return np.eye(num_classes, dtype=dtype)[labels]
+
+
+def batches(n: int, batch_size: int, rng=None):
+    """Index arrays covering range(n) in batches of batch_size (last one may be shorter).
+
+    Shuffled with `rng` (a numpy Generator, or a seed) if given, in order if None.
+    """
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    order = np.arange(n) if rng is None else np.random.default_rng(rng).permutation(n)
+    # Validation above runs at call time; only the slicing is lazy.
+    return (order[i : i + batch_size] for i in range(0, n, batch_size))

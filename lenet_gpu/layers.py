@@ -1,0 +1,343 @@
+"""Stateful layers: parameters, gradients, running statistics. The maths lives in ops/.
+
+A layer is created with its hyperparameters, then `build(rng, dtype, backend)` draws its
+parameters (Sequential.add does this with the model's seeded generator, so a seed fixes the
+whole network). `forward(x, training)` keeps what `backward(dy)` needs; `backward` fills each
+Param's `grad` and returns dL/dx. Shapes are per sample (no batch axis) in `output_shape`.
+"""
+import numpy as np
+
+from . import backend
+from .ops.activations import activation_backward, activation_forward, check_activation
+from .ops.batch_norm import batch_norm_backward, batch_norm_forward_infer, batch_norm_forward_train
+from .ops.conv2d import conv2d_backward, conv2d_forward
+from .ops.dense import dense_backward, dense_forward
+from .ops.pool2d import pool2d_backward, pool2d_forward
+from .ops._shapes import out_size
+
+
+class Param:
+    """A trainable array and its gradient. `decay`: does L2 weight decay apply (weights only)."""
+    __slots__ = ("name", "value", "grad", "decay")
+
+    def __init__(self, name, value, decay):
+        self.name, self.value, self.grad, self.decay = name, value, None, decay
+
+
+# ---- initializers: (rng, shape, fan_in, fan_out) -> float64 numpy array ----------------------
+def lecun_uniform(rng, shape, fan_in, fan_out):
+    """The paper's U(-2.4/F, 2.4/F), F the fan-in (LeCun et al. 1998, appendix A)."""
+    return rng.uniform(-1, 1, shape) * (2.4 / fan_in)
+
+
+def xavier_uniform(rng, shape, fan_in, fan_out):
+    """Glorot & Bengio 2010: U(-a, a), a = sqrt(6 / (fan_in + fan_out))."""
+    return rng.uniform(-1, 1, shape) * np.sqrt(6.0 / (fan_in + fan_out))
+
+
+def he_normal(rng, shape, fan_in, fan_out):
+    """He et al. 2015: N(0, 2 / fan_in), for ReLU."""
+    return rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)
+
+
+INITIALIZERS = {"lecun": lecun_uniform, "xavier": xavier_uniform, "he": he_normal}
+
+
+def _initializer(name):
+    if name not in INITIALIZERS:
+        raise ValueError(f"unknown initializer {name!r}; choose one of {', '.join(INITIALIZERS)}")
+    return INITIALIZERS[name]
+
+
+# The paper's C3 connection table (Table I): C3 map k reads the S2 maps listed.
+C3_TABLE_MAPS = [(0, 1, 2), (1, 2, 3), (2, 3, 4), (3, 4, 5), (4, 5, 0), (5, 0, 1),
+                 (0, 1, 2, 3), (1, 2, 3, 4), (2, 3, 4, 5), (3, 4, 5, 0), (4, 5, 0, 1), (5, 0, 1, 2),
+                 (0, 1, 3, 4), (1, 2, 4, 5), (0, 2, 3, 5), (0, 1, 2, 3, 4, 5)]
+
+
+def c3_table():
+    """(16, 6) bool: the paper's 60 connections between S2's 6 maps and C3's 16 maps."""
+    t = np.zeros((16, 6), dtype=bool)
+    for k, maps in enumerate(C3_TABLE_MAPS):
+        t[k, list(maps)] = True
+    return t
+
+
+class Layer:
+    params = ()        # list of Param once built
+    buffers = {}       # name -> array: non-trainable state that is saved (running stats)
+
+    def build(self, rng, dtype=np.float32, backend_name="numpy"):
+        self.built = True
+
+    built = False
+
+    def config(self):
+        """Constructor keyword arguments that rebuild this layer (JSON-serialisable)."""
+        return {}
+
+    def output_shape(self, in_shape):
+        return in_shape
+
+    def num_params(self):
+        return sum(int(p.value.size) for p in self.params)
+
+    def forward(self, x, training=False):
+        raise NotImplementedError
+
+    def backward(self, dy, need_dx=True):
+        raise NotImplementedError
+
+    def to(self, backend_name):
+        for p in self.params:
+            p.value = backend.to_backend(p.value, backend_name)
+            p.grad = None
+        self.buffers = {k: backend.to_backend(v, backend_name) for k, v in self.buffers.items()}
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({args})"
+
+    def _param(self, name, value, decay, dtype, backend_name):
+        return Param(name, backend.to_backend(np.asarray(value, dtype=dtype), backend_name), decay)
+
+    def _require_built(self):
+        if not self.built:
+            raise RuntimeError(f"{self!r} has no parameters yet: add it to a Sequential model "
+                               "or call build(rng) first")
+
+
+class Conv2D(Layer):
+    """Convolution over NCHW maps. `table`: None (full), "c3" (the paper's) or a (out, in) bool array."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, table=None,
+                 bias=True, init="xavier"):
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size, self.stride, self.padding = int(kernel_size), int(stride), int(padding)
+        self.bias, self.init = bool(bias), init
+        _initializer(init)
+        if isinstance(table, str):
+            if table != "c3":
+                raise ValueError(f"unknown connection table {table!r}; use 'c3' or a bool array")
+            table = c3_table()
+        if table is not None:
+            table = np.asarray(table, dtype=bool)
+            if table.shape != (self.out_channels, self.in_channels):
+                raise ValueError(f"connection table shape {table.shape} does not match "
+                                 f"(out_channels, in_channels) = ({out_channels}, {in_channels})")
+            if not table.any(axis=1).all():
+                raise ValueError("connection table leaves an output map with no input")
+        self.table = table
+        self._table_dev = None
+
+    def config(self):
+        return dict(in_channels=self.in_channels, out_channels=self.out_channels,
+                    kernel_size=self.kernel_size, stride=self.stride, padding=self.padding,
+                    table=None if self.table is None else self.table.astype(int).tolist(),
+                    bias=self.bias, init=self.init)
+
+    def build(self, rng, dtype=np.float32, backend_name="numpy"):
+        K, C, k = self.out_channels, self.in_channels, self.kernel_size
+        table = np.ones((K, C), bool) if self.table is None else self.table
+        # fan-in per output map counts only its connected input maps
+        fan_in = table.sum(axis=1)[:, None, None, None] * k * k
+        W = _initializer(self.init)(rng, (K, C, k, k), fan_in, K * k * k) * table[:, :, None, None]
+        self.params = [self._param("W", W, True, dtype, backend_name)]
+        if self.bias:
+            self.params.append(self._param("b", np.zeros(K), False, dtype, backend_name))
+        self._table_dev = None if self.table is None else backend.to_backend(self.table, backend_name)
+        self.built = True
+
+    def to(self, backend_name):
+        super().to(backend_name)
+        if self.table is not None:
+            self._table_dev = backend.to_backend(self.table, backend_name)
+
+    def num_params(self):
+        k2 = self.kernel_size ** 2
+        n = (self.table.sum() if self.table is not None else self.in_channels * self.out_channels) * k2
+        return int(n) + (self.out_channels if self.bias else 0)
+
+    def output_shape(self, in_shape):
+        if len(in_shape) != 3 or in_shape[0] != self.in_channels:
+            raise ValueError(f"{self!r} expects input (C={self.in_channels}, H, W), got {in_shape}")
+        C, H, W = in_shape
+        OH = out_size(H, self.kernel_size, self.stride, self.padding)
+        OW = out_size(W, self.kernel_size, self.stride, self.padding)
+        if OH < 1 or OW < 1:
+            raise ValueError(f"{self!r}: kernel does not fit input {H}x{W}")
+        return (self.out_channels, OH, OW)
+
+    def forward(self, x, training=False):
+        self._require_built()
+        b = self.params[1].value if self.bias else None
+        y, self._cache = conv2d_forward(x, self.params[0].value, b, self.stride, self.padding,
+                                        self._table_dev)
+        return y
+
+    def backward(self, dy, need_dx=True):
+        dx, dW, db = conv2d_backward(dy, self._cache, need_dx)
+        self.params[0].grad = dW
+        if self.bias:
+            self.params[1].grad = db
+        return dx
+
+
+class Pool2D(Layer):
+    def __init__(self, pool_size=2, stride=None, mode="avg"):
+        self.pool_size = int(pool_size)
+        self.stride = self.pool_size if stride is None else int(stride)
+        if mode not in ("avg", "max"):
+            raise ValueError(f"pooling mode must be 'avg' or 'max', got {mode!r}")
+        self.mode = mode
+        self.built = True
+
+    def config(self):
+        return dict(pool_size=self.pool_size, stride=self.stride, mode=self.mode)
+
+    def output_shape(self, in_shape):
+        if len(in_shape) != 3:
+            raise ValueError(f"{self!r} expects a (C, H, W) input, got {in_shape}")
+        C, H, W = in_shape
+        OH, OW = (out_size(s, self.pool_size, self.stride, 0) for s in (H, W))
+        if OH < 1 or OW < 1:
+            raise ValueError(f"{self!r}: window does not fit input {H}x{W}")
+        return (C, OH, OW)
+
+    def forward(self, x, training=False):
+        y, self._cache = pool2d_forward(x, self.pool_size, self.stride, self.mode)
+        return y
+
+    def backward(self, dy, need_dx=True):
+        return pool2d_backward(dy, self._cache)
+
+
+class AvgPool2D(Pool2D):
+    def __init__(self, pool_size=2, stride=None):
+        super().__init__(pool_size, stride, "avg")
+
+    def config(self):
+        return dict(pool_size=self.pool_size, stride=self.stride)
+
+
+class MaxPool2D(Pool2D):
+    def __init__(self, pool_size=2, stride=None):
+        super().__init__(pool_size, stride, "max")
+
+    def config(self):
+        return dict(pool_size=self.pool_size, stride=self.stride)
+
+
+class Dense(Layer):
+    def __init__(self, in_features, out_features, bias=True, init="xavier"):
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.bias, self.init = bool(bias), init
+        _initializer(init)
+
+    def config(self):
+        return dict(in_features=self.in_features, out_features=self.out_features,
+                    bias=self.bias, init=self.init)
+
+    def build(self, rng, dtype=np.float32, backend_name="numpy"):
+        n_in, n_out = self.in_features, self.out_features
+        W = _initializer(self.init)(rng, (n_in, n_out), n_in, n_out)
+        self.params = [self._param("W", W, True, dtype, backend_name)]
+        if self.bias:
+            self.params.append(self._param("b", np.zeros(n_out), False, dtype, backend_name))
+        self.built = True
+
+    def output_shape(self, in_shape):
+        if tuple(in_shape) != (self.in_features,):
+            raise ValueError(f"{self!r} expects input ({self.in_features},), got {tuple(in_shape)}"
+                             + ("; add a Flatten layer before it" if len(in_shape) > 1 else ""))
+        return (self.out_features,)
+
+    def forward(self, x, training=False):
+        self._require_built()
+        b = self.params[1].value if self.bias else None
+        y, self._cache = dense_forward(x, self.params[0].value, b)
+        return y
+
+    def backward(self, dy, need_dx=True):
+        dx, dW, db = dense_backward(dy, self._cache, need_dx)
+        self.params[0].grad = dW
+        if self.bias:
+            self.params[1].grad = db
+        return dx
+
+
+class Flatten(Layer):
+    built = True
+
+    def output_shape(self, in_shape):
+        return (int(np.prod(in_shape)),)
+
+    def forward(self, x, training=False):
+        self._shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy, need_dx=True):
+        return dy.reshape(self._shape)
+
+
+class Activation(Layer):
+    """tanh | scaled_tanh | relu | sigmoid | softmax (softmax over the last axis)."""
+    built = True
+
+    def __init__(self, name):
+        self.name = check_activation(name)
+
+    def config(self):
+        return dict(name=self.name)
+
+    def forward(self, x, training=False):
+        y, self._y = activation_forward(self.name, x)
+        return y
+
+    def backward(self, dy, need_dx=True):
+        return activation_backward(self.name, dy, self._y)
+
+
+class BatchNorm(Layer):
+    """Batch normalization for (N,C,H,W) maps (per channel) or (N,F) features (per feature)."""
+
+    def __init__(self, num_features, momentum=0.1, eps=1e-5):
+        self.num_features, self.momentum, self.eps = int(num_features), float(momentum), float(eps)
+
+    def config(self):
+        return dict(num_features=self.num_features, momentum=self.momentum, eps=self.eps)
+
+    def build(self, rng, dtype=np.float32, backend_name="numpy"):
+        F = self.num_features
+        self.params = [self._param("gamma", np.ones(F), False, dtype, backend_name),
+                       self._param("beta", np.zeros(F), False, dtype, backend_name)]
+        self.buffers = {"running_mean": backend.to_backend(np.zeros(F, dtype), backend_name),
+                        "running_var": backend.to_backend(np.ones(F, dtype), backend_name)}
+        self.built = True
+
+    def output_shape(self, in_shape):
+        if in_shape[0] != self.num_features or len(in_shape) not in (1, 3):
+            raise ValueError(f"{self!r} expects (C={self.num_features}, H, W) or "
+                             f"({self.num_features},), got {tuple(in_shape)}")
+        return in_shape
+
+    def forward(self, x, training=False):
+        self._require_built()
+        gamma, beta = (p.value for p in self.params)
+        rm, rv = self.buffers["running_mean"], self.buffers["running_var"]
+        if training:
+            y, self._cache = batch_norm_forward_train(x, gamma, beta, rm, rv, self.momentum, self.eps)
+            return y
+        self._cache = None
+        return batch_norm_forward_infer(x, gamma, beta, rm, rv, self.eps)
+
+    def backward(self, dy, need_dx=True):
+        if self._cache is None:
+            raise RuntimeError("BatchNorm.backward needs a forward pass with training=True")
+        dx, dgamma, dbeta = batch_norm_backward(dy, self._cache)
+        self.params[0].grad, self.params[1].grad = dgamma, dbeta
+        return dx
+
+
+LAYERS = {cls.__name__: cls for cls in
+          (Conv2D, Pool2D, AvgPool2D, MaxPool2D, Dense, Flatten, Activation, BatchNorm)}

@@ -1,0 +1,327 @@
+"""Sequential: a list of layers, trained with one loss and one optimizer.
+
+    model = Sequential(input_shape=(1, 28, 28), seed=0)
+    model.add(Conv2D(1, 6, kernel_size=5, padding=2)) ...
+    model.compile(loss="ce", optimizer=SGD(lr=0.1))
+    model.fit(x_train, y_train, epochs=10, batch_size=128, validation_data=(x_test, y_test))
+
+With loss "ce" the network's output is taken as logits; a final Activation("softmax") is then
+skipped in training and fused into the loss (log-sum-exp), and applied by `predict`.
+With loss "mse" the targets are one-hot vectors (0/1) of the labels.
+"""
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from . import backend
+from .layers import LAYERS, Activation, Layer
+from .ops.losses import LOSSES, mse, softmax_cross_entropy
+from .optim import Optimizer
+
+FORMAT = "lenet-gpu/1"
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite; the model holds the last good weights."""
+
+    def __init__(self, epoch, history):
+        super().__init__(f"training loss became NaN or infinite in epoch {epoch}; "
+                         f"weights restored to the end of epoch {epoch - 1}")
+        self.epoch, self.history = epoch, history
+
+
+class Sequential:
+    def __init__(self, layers=(), input_shape=None, seed=0, backend_name=None, dtype=np.float32):
+        self.layers = []
+        self.input_shape = None if input_shape is None else tuple(int(s) for s in input_shape)
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        self.backend = backend.resolve_backend(backend_name) if backend_name else backend.get_backend()
+        self.dtype = np.dtype(dtype)
+        self.loss = None
+        self.optimizer = None
+        self.meta = {}          # free-form, saved with the model (e.g. the preprocessing used)
+        for layer in layers:
+            self.add(layer)
+
+    # ---- building ------------------------------------------------------------------------
+    def add(self, layer):
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential.add expects a Layer, got {type(layer).__name__}")
+        if self.input_shape is not None:
+            layer.output_shape(self.output_shape())   # raises a clear error on a mismatch
+        if not layer.built:
+            layer.build(self.rng, self.dtype, self.backend)
+        self.layers.append(layer)
+        return self
+
+    def output_shape(self):
+        shape = self.input_shape
+        for layer in self.layers:
+            shape = layer.output_shape(shape)
+        return shape
+
+    def compile(self, loss="ce", optimizer=None):
+        if loss not in LOSSES:
+            raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+        if optimizer is not None and not isinstance(optimizer, Optimizer):
+            raise TypeError(f"optimizer must be an Optimizer, got {type(optimizer).__name__}")
+        self.loss, self.optimizer = loss, optimizer
+        return self
+
+    @property
+    def params(self):
+        return [p for layer in self.layers for p in layer.params]
+
+    def num_params(self):
+        return sum(layer.num_params() for layer in self.layers)
+
+    def to(self, backend_name):
+        """Move every parameter and buffer to "numpy" or "cupy" (or "auto")."""
+        self.backend = backend.resolve_backend(backend_name)
+        for layer in self.layers:
+            layer.to(self.backend)
+        self.optimizer and self.optimizer.state.clear()
+        return self
+
+    def summary(self, file=None):
+        rows = [("Layer", "Output shape", "Params")]
+        shape = self.input_shape
+        for i, layer in enumerate(self.layers):
+            shape = layer.output_shape(shape) if shape is not None else None
+            rows.append((f"{i}: {layer!r}", "?" if shape is None else str(shape), f"{layer.num_params():,}"))
+        w = [max(len(r[i]) for r in rows) for i in range(3)]
+        lines = [f"{a:<{w[0]}}  {b:<{w[1]}}  {c:>{w[2]}}" for a, b, c in rows]
+        lines.insert(1, "-" * len(lines[0]))
+        lines.append("-" * len(lines[0]))
+        lines.append(f"Total parameters: {self.num_params():,}")
+        text = "\n".join(lines)
+        print(text, file=file or sys.stdout)
+        return text
+
+    # ---- forward / backward --------------------------------------------------------------
+    def _fused_softmax(self):
+        """CE on a model ending in softmax: train on the logits, skip that last layer."""
+        last = self.layers[-1] if self.layers else None
+        return self.loss == "ce" and isinstance(last, Activation) and last.name == "softmax"
+
+    def forward(self, x, training=False, logits=False):
+        """Run the layers. logits=True stops before a final softmax fused into CE."""
+        layers = self.layers[:-1] if (logits and self._fused_softmax()) else self.layers
+        for layer in layers:
+            x = layer.forward(x, training)
+        return x
+
+    def backward(self, dout, logits=False):
+        layers = self.layers[:-1] if (logits and self._fused_softmax()) else self.layers
+        for i in range(len(layers) - 1, -1, -1):
+            dout = layers[i].backward(dout, need_dx=i > 0)
+        return dout
+
+    def _loss(self, out, labels):
+        """(loss, dL/dout, number of correct predictions) as arrays on the device."""
+        if self.loss == "ce":
+            loss, grad = softmax_cross_entropy(out, labels)
+        else:
+            xp = backend.get_array_module(out)
+            target = xp.zeros_like(out)
+            target[xp.arange(out.shape[0]), labels] = 1
+            loss, grad = mse(out, target)
+        correct = (out.argmax(axis=1) == labels).sum()
+        return loss, grad, correct
+
+    def train_step(self, x, labels):
+        """One forward, backward and update on a batch (device arrays) -> (loss, n_correct)."""
+        if self.loss is None or self.optimizer is None:
+            raise RuntimeError("call model.compile(loss=..., optimizer=...) before training")
+        out = self.forward(x, training=True, logits=True)
+        loss, grad, correct = self._loss(out, labels)
+        self.backward(grad, logits=True)
+        self.optimizer.step(self.params)
+        return loss, correct
+
+    # ---- data helpers --------------------------------------------------------------------
+    def _device_data(self, x, y=None):
+        x = np.asarray(x) if not backend.is_gpu_array(x) else x
+        if x.ndim != 1 + len(self.input_shape or x.shape[1:]) or (
+                self.input_shape and tuple(x.shape[1:]) != self.input_shape):
+            raise ValueError(f"inputs have shape {tuple(x.shape)}; the model expects "
+                             f"(N, {', '.join(map(str, self.input_shape))})")
+        xd = backend.to_backend(x.astype(self.dtype, copy=False), self.backend)
+        if y is None:
+            return xd
+        y = backend.to_cpu(y)
+        if y.shape != (x.shape[0],):
+            raise ValueError(f"labels must have shape ({x.shape[0]},) to match the inputs, got {y.shape}")
+        n_out = self.output_shape()[0] if self.input_shape else None
+        if y.size and (y.min() < 0 or (n_out and y.max() >= n_out)):
+            raise ValueError(f"labels must be integers in [0, {n_out}), got range "
+                             f"[{y.min()}, {y.max()}]")
+        return xd, backend.to_backend(y.astype(np.int64), self.backend)
+
+    # ---- training and evaluation ---------------------------------------------------------
+    def fit(self, x, y, epochs=1, batch_size=32, validation_data=None, shuffle=True, seed=None,
+            verbose=None, callback=None):
+        """Train; returns the history (a dict of lists, one entry per epoch).
+
+        verbose: None = a progress bar on a terminal, a line per epoch otherwise; 0 = silent.
+        callback(epoch, record, model) is called after every epoch (e.g. to save a checkpoint).
+        Raises TrainingDiverged (with the last good weights restored) if the loss is not finite.
+        """
+        if int(batch_size) < 1 or int(epochs) < 0:
+            raise ValueError(f"batch_size must be >= 1 and epochs >= 0, got {batch_size}, {epochs}")
+        xd, yd = self._device_data(x, y)
+        n = xd.shape[0]
+        xp = backend.get_array_module(xd)
+        rng = np.random.default_rng(self.seed if seed is None else seed)
+        verbose = (1 if sys.stderr.isatty() else 2) if verbose is None else verbose
+        history = {k: [] for k in ("epoch", "train_loss", "train_error_pct", "test_loss",
+                                   "test_error_pct", "seconds")}
+        for epoch in range(1, int(epochs) + 1):
+            snapshot = self._snapshot()
+            t0 = time.perf_counter()
+            order = rng.permutation(n) if shuffle else np.arange(n)
+            loss_sum, correct = xp.zeros((), np.float64), xp.zeros((), np.int64)
+            batches = range(0, n, int(batch_size))
+            if verbose == 1:
+                from tqdm.auto import tqdm
+                batches = tqdm(batches, desc=f"epoch {epoch}/{epochs}", unit="batch", leave=True,
+                               file=sys.stderr)
+            for start in batches:
+                idx = order[start:start + int(batch_size)]
+                if xp is not np:
+                    idx = xp.asarray(idx)
+                loss, c = self.train_step(xd[idx], yd[idx])
+                loss_sum += loss * len(idx)
+                correct += c
+            train_loss = float(loss_sum) / n        # the one host synchronisation of the epoch
+            if not math.isfinite(train_loss):
+                self._restore(snapshot)
+                raise TrainingDiverged(epoch, history)
+            record = {"epoch": epoch, "train_loss": train_loss,
+                      "train_error_pct": 100.0 * (1 - int(correct) / n)}
+            if validation_data is not None:
+                ev = self.evaluate(*validation_data)
+                record.update(test_loss=ev["loss"], test_error_pct=ev["error_pct"])
+            record["seconds"] = time.perf_counter() - t0
+            for k in history:
+                history[k].append(record.get(k))
+            if verbose:
+                line = (f"epoch {epoch}/{epochs}: train loss {train_loss:.4f}, "
+                        f"train error {record['train_error_pct']:.2f}%")
+                if validation_data is not None:
+                    line += f", test error {record['test_error_pct']:.2f}%"
+                print(line + f" ({record['seconds']:.1f} s)", file=sys.stderr if verbose == 1 else sys.stdout,
+                      flush=True)
+            if callback is not None:
+                callback(epoch, record, self)
+        return history
+
+    def _snapshot(self):
+        xp = backend.get_array_module(*(p.value for p in self.params))
+        return [xp.copy(p.value) for p in self.params] + \
+               [xp.copy(b) for layer in self.layers for b in layer.buffers.values()]
+
+    def _restore(self, snapshot):
+        arrays = [p.value for p in self.params] + \
+                 [b for layer in self.layers for b in layer.buffers.values()]
+        for dst, src in zip(arrays, snapshot):
+            dst[...] = src
+
+    def evaluate(self, x, y, batch_size=1000):
+        """-> {"loss", "error_pct", "accuracy", "n"} in inference mode."""
+        xd, yd = self._device_data(x, y)
+        xp = backend.get_array_module(xd)
+        loss_sum, correct = xp.zeros((), np.float64), xp.zeros((), np.int64)
+        for start in range(0, xd.shape[0], batch_size):
+            out = self.forward(xd[start:start + batch_size], training=False, logits=True)
+            loss, _, c = self._loss(out, yd[start:start + batch_size])
+            loss_sum += loss * out.shape[0]
+            correct += c
+        n = xd.shape[0]
+        acc = int(correct) / n
+        return {"loss": float(loss_sum) / n, "error_pct": 100.0 * (1 - acc), "accuracy": acc, "n": n}
+
+    def predict(self, x, batch_size=1000):
+        """Network outputs (class probabilities for a softmax model) as a NumPy array."""
+        xd = self._device_data(x)
+        outs = [backend.to_cpu(self.forward(xd[s:s + batch_size], training=False))
+                for s in range(0, xd.shape[0], batch_size)]
+        return np.concatenate(outs) if outs else np.zeros((0,) + self.output_shape(), self.dtype)
+
+    # ---- save / load ---------------------------------------------------------------------
+    def architecture(self):
+        return {"format": FORMAT, "input_shape": self.input_shape, "seed": self.seed,
+                "dtype": self.dtype.name, "loss": self.loss,
+                "layers": [{"class": type(l).__name__, "config": l.config()} for l in self.layers],
+                "meta": self.meta}
+
+    def save(self, path):
+        """Write architecture and weights to one .npz, atomically (a crash never leaves a
+        half-written file in place of a good one)."""
+        path = os.fspath(path)
+        arrays = {"architecture": np.array(json.dumps(self.architecture()))}
+        for i, layer in enumerate(self.layers):
+            for p in layer.params:
+                arrays[f"layers.{i}.{p.name}"] = backend.to_cpu(p.value)
+            for name, b in layer.buffers.items():
+                arrays[f"layers.{i}.{name}"] = backend.to_cpu(b)
+        d = os.path.dirname(os.path.abspath(path))
+        os.makedirs(d, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=d)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **arrays)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path, backend_name=None):
+        """Rebuild a saved model (no pickle, no user code needed)."""
+        path = os.fspath(path)
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                arrays = {k: f[k] for k in f.files}
+        except FileNotFoundError:
+            raise FileNotFoundError(f"model file not found: {path}") from None
+        except Exception as e:
+            raise ValueError(f"{path} is not a readable .npz model file ({e})") from e
+        try:
+            arch = json.loads(str(arrays.pop("architecture")))
+            assert arch.get("format") == FORMAT
+        except Exception:
+            raise ValueError(f"{path} is not a lenet-gpu model (no '{FORMAT}' architecture record)") from None
+        model = cls(input_shape=arch["input_shape"], seed=arch["seed"], backend_name="numpy",
+                    dtype=arch["dtype"])
+        for i, spec in enumerate(arch["layers"]):
+            if spec["class"] not in LAYERS:
+                raise ValueError(f"{path}: unknown layer class {spec['class']!r} at position {i}")
+            layer = LAYERS[spec["class"]](**spec["config"])
+            model.add(layer)
+            named = list(layer.params) + list(layer.buffers)
+            for item in named:
+                name = item if isinstance(item, str) else item.name
+                key = f"layers.{i}.{name}"
+                if key not in arrays:
+                    raise ValueError(f"{path}: missing array {key!r}")
+                a = arrays.pop(key)
+                target = layer.buffers[name] if isinstance(item, str) else item.value
+                if a.shape != target.shape:
+                    raise ValueError(f"{path}: {key} has shape {a.shape}, expected {target.shape}")
+                target[...] = a
+        if arrays:
+            raise ValueError(f"{path}: unexpected arrays {sorted(arrays)}")
+        model.loss, model.meta = arch.get("loss"), arch.get("meta", {})
+        if backend_name is not None or backend.get_backend() != "numpy":
+            model.to(backend_name or backend.get_backend())
+        return model

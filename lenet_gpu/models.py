@@ -1,0 +1,66 @@
+"""Ready-made networks: LeNet-5 as users know it (Keras/PyTorch style) and the C++ version's MLP."""
+from .layers import Activation, AvgPool2D, BatchNorm, Conv2D, Dense, Flatten, MaxPool2D
+from .model import Sequential
+
+
+def default_init(activation):
+    return "he" if activation == "relu" else "xavier"
+
+
+def lenet5(activation="tanh", output="softmax", batchnorm=False, pool="avg", c3_table=False,
+           init=None, input_shape=(1, 28, 28), seed=0, backend_name=None):
+    """LeNet-5 on 28x28 inputs (C1 pads by 2, as the paper's 32x32 frame does).
+
+    activation: tanh | scaled_tanh | relu | sigmoid for C1, C3, C5 and F6.
+    output: the last layer's activation, "softmax" (for cross-entropy), another activation
+    name (e.g. "tanh" for MSE on one-hot targets), or None for plain logits.
+    batchnorm: BatchNorm after every conv and hidden dense layer, before the activation.
+    c3_table: use the paper's partial connection table between S2 and C3.
+    """
+    if pool not in ("avg", "max"):
+        raise ValueError(f"pool must be 'avg' or 'max', got {pool!r}")
+    init = init or default_init(activation)
+    Pool = AvgPool2D if pool == "avg" else MaxPool2D
+    C, H, W = input_shape
+    if (H, W) not in ((28, 28), (32, 32)):
+        raise ValueError(f"lenet5 takes 28x28 (padded by C1) or 32x32 inputs, got {H}x{W}")
+    pad = 2 if H == 28 else 0
+
+    def norm(n):
+        return [BatchNorm(n)] if batchnorm else []
+
+    model = Sequential(input_shape=input_shape, seed=seed, backend_name=backend_name)
+    for layer in [
+        Conv2D(C, 6, kernel_size=5, padding=pad, init=init), *norm(6), Activation(activation),  # C1
+        Pool(2),                                                                                # S2
+        Conv2D(6, 16, kernel_size=5, table="c3" if c3_table else None, init=init), *norm(16),   # C3
+        Activation(activation),
+        Pool(2),                                                                                # S4
+        Conv2D(16, 120, kernel_size=5, init=init), *norm(120), Activation(activation),          # C5
+        Flatten(),
+        Dense(120, 84, init=init), *norm(84), Activation(activation),                           # F6
+        Dense(84, 10, init=init if output != "softmax" else "xavier"),                          # output
+    ]:
+        model.add(layer)
+    if output:
+        model.add(Activation(output))
+    return model
+
+
+def mlp(hidden=(500, 150), activation="tanh", output="softmax", batchnorm=False, init=None,
+        input_shape=(1, 28, 28), seed=0, backend_name=None):
+    """The C++ version's dense network, 784-500-150-10 by default."""
+    init = init or default_init(activation)
+    model = Sequential(input_shape=input_shape, seed=seed, backend_name=backend_name)
+    model.add(Flatten())
+    n_in = model.output_shape()[0]
+    for n in hidden:
+        model.add(Dense(n_in, n, init=init))
+        if batchnorm:
+            model.add(BatchNorm(n))
+        model.add(Activation(activation))
+        n_in = n
+    model.add(Dense(n_in, 10, init=init if output != "softmax" else "xavier"))
+    if output:
+        model.add(Activation(output))
+    return model

@@ -1,0 +1,98 @@
+"""2-D convolution (cross-correlation, as in every DL library), NCHW.
+
+    y[n, k, oh, ow] = b[k] + sum_{c, i, j} T[k, c] * W[k, c, i, j] * x_pad[n, c, oh*stride + i, ow*stride + j]
+
+T is the optional connection table (K x C booleans; the paper's C3 table is 16 x 6 with 60
+connections): an absent connection contributes nothing and its weights get zero gradient.
+
+CPU path: im2col. The padded input is viewed as windows (no copy), gathered once into a matrix
+`cols` of shape (N*OH*OW, C*KH*KW), and the convolution becomes one matrix product with the
+weights. The backward pass reuses `cols` for dW and scatters dcols back with col2im (a loop
+over the KH*KW kernel offsets, each one strided add). The first layer skips dx (need_dx=False).
+"""
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ..backend import is_gpu_array
+from ._shapes import check_4d, check_float, out_size
+
+
+def _check(x, W, b, stride, pad, table):
+    check_4d("x", x)
+    check_4d("W", W)
+    check_float("x", x)
+    if x.dtype != W.dtype:
+        raise TypeError(f"x and W must have the same dtype, got {x.dtype} and {W.dtype}")
+    K, C, KH, KW = W.shape
+    if x.shape[1] != C:
+        raise ValueError(f"x has {x.shape[1]} channels but W expects {C} (W shape {tuple(W.shape)})")
+    if b is not None and tuple(b.shape) != (K,):
+        raise ValueError(f"b must have shape ({K},), got {tuple(b.shape)}")
+    if int(stride) < 1 or int(pad) < 0:
+        raise ValueError(f"stride must be >= 1 and pad >= 0, got stride={stride}, pad={pad}")
+    if table is not None and tuple(table.shape) != (K, C):
+        raise ValueError(f"connection table must have shape ({K}, {C}), got {tuple(table.shape)}")
+    OH, OW = out_size(x.shape[2], KH, stride, pad), out_size(x.shape[3], KW, stride, pad)
+    if OH < 1 or OW < 1:
+        raise ValueError(f"kernel {KH}x{KW} does not fit input {x.shape[2]}x{x.shape[3]} "
+                         f"with pad {pad}")
+    return OH, OW
+
+
+def conv2d_forward(x, W, b=None, stride=1, pad=0, table=None):
+    """x (N,C,H,W), W (K,C,KH,KW), b (K,) or None, table (K,C) bool or None -> (y, cache)."""
+    OH, OW = _check(x, W, b, stride, pad, table)
+    if is_gpu_array(x):
+        from . import conv2d_gpu
+        return conv2d_gpu.forward(x, W, b, int(stride), int(pad), table, OH, OW)
+    return _forward_cpu(x, W, b, int(stride), int(pad), table, OH, OW)
+
+
+def conv2d_backward(dy, cache, need_dx=True):
+    """dy (N,K,OH,OW) -> (dx or None, dW, db or None). need_dx=False skips dx (first layer)."""
+    if is_gpu_array(dy):
+        from . import conv2d_gpu
+        return conv2d_gpu.backward(dy, cache, need_dx)
+    return _backward_cpu(dy, cache, need_dx)
+
+
+def _masked(W, table):
+    return W if table is None else W * table[:, :, None, None].astype(W.dtype)
+
+
+def _forward_cpu(x, W, b, stride, pad, table, OH, OW):
+    N, C, H, Wd = x.shape
+    K, _, KH, KW = W.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad))) if pad else x
+    # windows[n, c, oh, ow, i, j] = xp[n, c, oh*stride + i, ow*stride + j]  (a view, no copy)
+    windows = sliding_window_view(xp, (KH, KW), axis=(2, 3))[:, :, ::stride, ::stride][:, :, :OH, :OW]
+    # cols[(c, i, j), (n, oh, ow)]: rows follow W's layout, the long axis stays innermost
+    cols = windows.transpose(1, 4, 5, 0, 2, 3).reshape(C * KH * KW, N * OH * OW)
+    y = _masked(W, table).reshape(K, -1) @ cols          # (K, N*OH*OW)
+    if b is not None:
+        y += b[:, None]
+    y = np.ascontiguousarray(y.reshape(K, N, OH, OW).transpose(1, 0, 2, 3))
+    return y, (cols, x.shape, W, b is not None, stride, pad, table)
+
+
+def _backward_cpu(dy, cache, need_dx):
+    cols, (N, C, H, Wd), W, has_b, stride, pad, table = cache
+    K, _, KH, KW = W.shape
+    OH, OW = dy.shape[2], dy.shape[3]
+    dy_m = dy.transpose(1, 0, 2, 3).reshape(K, N * OH * OW)
+    dW = (dy_m @ cols.T).reshape(W.shape)
+    if table is not None:
+        dW *= table[:, :, None, None]
+    db = dy_m.sum(axis=1) if has_b else None
+    if not need_dx:
+        return None, dW, db
+    # col2im in (C, H, W, N) order: with N innermost every strided add runs over long
+    # contiguous rows (OW*N values), about twice as fast as in NCHW order.
+    dy_t = np.ascontiguousarray(dy.transpose(1, 2, 3, 0)).reshape(K, OH * OW * N)
+    dcols = (_masked(W, table).reshape(K, -1).T @ dy_t).reshape(C, KH, KW, OH, OW, N)
+    dxp = np.zeros((C, H + 2 * pad, Wd + 2 * pad, N), dtype=dy.dtype)
+    for i in range(KH):
+        for j in range(KW):
+            dxp[:, i:i + stride * OH:stride, j:j + stride * OW:stride] += dcols[:, i, j]
+    dx = dxp[:, pad:pad + H, pad:pad + Wd]
+    return np.ascontiguousarray(dx.transpose(3, 0, 1, 2)), dW, db

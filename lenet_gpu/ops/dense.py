@@ -1,0 +1,26 @@
+"""Fully connected layer: y = x @ W + b, with x (N, in), W (in, out), b (out,).
+
+Backward: dx = dy @ W^T,  dW = x^T @ dy,  db = sum_n dy.
+Plain array maths, so the same code runs on NumPy and CuPy (cuBLAS).
+"""
+
+
+def dense_forward(x, W, b=None):
+    if x.ndim != 2:
+        raise ValueError(f"dense input must be 2-D (N, features), got shape {tuple(x.shape)}; "
+                         "add a Flatten layer before it")
+    if x.shape[1] != W.shape[0]:
+        raise ValueError(f"dense input has {x.shape[1]} features but W expects {W.shape[0]} "
+                         f"(W shape {tuple(W.shape)})")
+    y = x @ W
+    if b is not None:
+        y += b
+    return y, (x, W, b is not None)
+
+
+def dense_backward(dy, cache, need_dx=True):
+    x, W, has_b = cache
+    dW = x.T @ dy
+    db = dy.sum(axis=0) if has_b else None
+    dx = dy @ W.T if need_dx else None
+    return dx, dW, db
