@@ -98,6 +98,10 @@ class Layer:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
         return f"{type(self).__name__}({args})"
 
+    def describe(self):
+        """One short line for Sequential.summary()."""
+        return repr(self)
+
     def _param(self, name, value, decay, dtype, backend_name):
         return Param(name, backend.to_backend(np.asarray(value, dtype=dtype), backend_name), decay)
 
@@ -152,6 +156,12 @@ class Conv2D(Layer):
         super().to(backend_name)
         if self.table is not None:
             self._table_dev = backend.to_backend(self.table, backend_name)
+
+    def describe(self):
+        k = self.kernel_size
+        table = "" if self.table is None else f", table {int(self.table.sum())}/{self.table.size}"
+        return (f"Conv2D({self.in_channels}->{self.out_channels}, {k}x{k}, stride {self.stride}, "
+                f"pad {self.padding}{table})")
 
     def num_params(self):
         k2 = self.kernel_size ** 2

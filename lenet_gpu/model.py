@@ -94,7 +94,7 @@ class Sequential:
         shape = self.input_shape
         for i, layer in enumerate(self.layers):
             shape = layer.output_shape(shape) if shape is not None else None
-            rows.append((f"{i}: {layer!r}", "?" if shape is None else str(shape), f"{layer.num_params():,}"))
+            rows.append((f"{i}: {layer.describe()}", "?" if shape is None else str(shape), f"{layer.num_params():,}"))
         w = [max(len(r[i]) for r in rows) for i in range(3)]
         lines = [f"{a:<{w[0]}}  {b:<{w[1]}}  {c:>{w[2]}}" for a, b, c in rows]
         lines.insert(1, "-" * len(lines[0]))

@@ -10,9 +10,13 @@ With M the number of values per statistic:
 Backward (training mode), with g = dy:
     dbeta = sum g,  dgamma = sum g * xhat
     dx = gamma / sqrt(var + eps) / M * (M * g - dbeta - xhat * dgamma)
+
+GPU path: kernels/batch_norm.cu; the sums are per-block partials plus a fixed-order second pass
+(reproducible bit for bit), and the cache keeps x, mean and invstd instead of xhat.
 """
 import numpy as np
 
+from .. import cuda
 from ..backend import is_gpu_array
 
 
@@ -41,8 +45,7 @@ def batch_norm_forward_train(x, gamma, beta, running_mean, running_var, momentum
         raise ValueError(f"batch norm in training mode needs more than one value per channel, "
                          f"got input shape {tuple(x.shape)}")
     if is_gpu_array(x):
-        from . import batch_norm_gpu
-        return batch_norm_gpu.forward_train(x, gamma, beta, running_mean, running_var, momentum, eps)
+        return _forward_train_gpu(x, gamma, beta, running_mean, running_var, momentum, eps)
     axes, shape = _axes(x)
     mean = x.mean(axis=axes, dtype=x.dtype)
     xc = x - mean.reshape(shape)
@@ -61,8 +64,7 @@ def batch_norm_forward_infer(x, gamma, beta, running_mean, running_var, eps=1e-5
     """Normalize with the running statistics (evaluation mode) -> y."""
     _check(x, gamma, beta)
     if is_gpu_array(x):
-        from . import batch_norm_gpu
-        return batch_norm_gpu.forward_infer(x, gamma, beta, running_mean, running_var, eps)
+        return _forward_infer_gpu(x, gamma, beta, running_mean, running_var, eps)
     axes, shape = _axes(x)
     scale = gamma / np.sqrt(running_var + eps)
     return x * scale.reshape(shape) + (beta - running_mean * scale).reshape(shape)
@@ -71,8 +73,7 @@ def batch_norm_forward_infer(x, gamma, beta, running_mean, running_var, eps=1e-5
 def batch_norm_backward(dy, cache):
     """Training-mode backward -> (dx, dgamma, dbeta)."""
     if is_gpu_array(dy):
-        from . import batch_norm_gpu
-        return batch_norm_gpu.backward(dy, cache)
+        return _backward_gpu(dy, cache)
     xhat, invstd, gamma = cache
     axes, shape = _axes(dy)
     M = dy.size // dy.shape[1]
@@ -80,4 +81,99 @@ def batch_norm_backward(dy, cache):
     dgamma = (dy * xhat).sum(axis=axes)
     k = (gamma * invstd / M).reshape(shape)
     dx = k * (M * dy - dbeta.reshape(shape) - xhat * dgamma.reshape(shape))
+    return dx, dgamma, dbeta
+
+
+# ---- GPU path: kernels/batch_norm.cu -----------------------------------------------------------
+def _float32_contiguous(**arrays):
+    import cupy
+    out = []
+    for name, a in arrays.items():
+        if a.dtype != np.float32:
+            raise TypeError(f"{name} must be float32 on the GPU, got {a.dtype}")
+        out.append(cupy.ascontiguousarray(a))
+    return out
+
+
+def _channels(x):
+    """(N, C, HW, M): the input seen as (N, C, HW); M values per channel."""
+    N, C = x.shape[:2]
+    HW = x.size // (N * C) if x.size else 0
+    return N, C, HW, N * HW
+
+
+def _warp_per_channel(C):
+    return cuda.blocks(C * 32)   # one warp per channel
+
+
+def _forward_train_gpu(x, gamma, beta, running_mean, running_var, momentum, eps):
+    import cupy
+    x, gamma, beta = _float32_contiguous(x=x, gamma=gamma, beta=beta)
+    N, C, HW, M = _channels(x)
+    S = cuda.splits(M, C)
+    dims = [("N", N, cuda.INT), ("C", C, cuda.INT), ("HW", HW, cuda.INT), ("S", S, cuda.INT)]
+    partial = cupy.empty((S, C), dtype=cupy.float32)
+    mean = cupy.empty(C, dtype=cupy.float32)
+    invstd = cupy.empty(C, dtype=cupy.float32)
+
+    cuda.launch("batch_norm.cu", "bn_partial_sum", (C, S), [("x", x, cuda.F32), *dims, ("partial", partial, cuda.F32)])
+    cuda.launch("batch_norm.cu", "bn_finalize_mean", _warp_per_channel(C),
+                [("partial", partial, cuda.F32), ("C", C, cuda.INT), ("S", S, cuda.INT), ("M", M, cuda.INT),
+                 ("mean", mean, cuda.F32)])
+    # the variance as a second pass over x - mean: no cancellation when |mean| >> std
+    cuda.launch("batch_norm.cu", "bn_partial_sqdev", (C, S),
+                [("x", x, cuda.F32), ("mean", mean, cuda.F32), *dims, ("partial", partial, cuda.F32)])
+    cuda.launch("batch_norm.cu", "bn_finalize_var", _warp_per_channel(C),
+                [("partial", partial, cuda.F32), ("mean", mean, cuda.F32), ("C", C, cuda.INT),
+                 ("S", S, cuda.INT), ("M", M, cuda.INT), ("eps", eps, cuda.FLOAT),
+                 ("momentum", momentum, cuda.FLOAT), ("keep", 1 - momentum, cuda.FLOAT),
+                 ("var_weight", momentum * M / (M - 1), cuda.FLOAT), ("invstd", invstd, cuda.F32),
+                 ("running_mean", running_mean, cuda.F32), ("running_var", running_var, cuda.F32)])
+    y = cupy.empty_like(x)
+    cuda.launch("batch_norm.cu", "bn_apply_train", cuda.blocks(x.size),
+                [("x", x, cuda.F32), ("mean", mean, cuda.F32), ("invstd", invstd, cuda.F32),
+                 ("gamma", gamma, cuda.F32), ("beta", beta, cuda.F32), ("total", x.size, cuda.INT),
+                 ("C", C, cuda.INT), ("HW", HW, cuda.INT), ("y", y, cuda.F32)])
+    return y, (x, mean, invstd, gamma)
+
+
+def _forward_infer_gpu(x, gamma, beta, running_mean, running_var, eps):
+    import cupy
+    x, gamma, beta, running_mean, running_var = _float32_contiguous(
+        x=x, gamma=gamma, beta=beta, running_mean=running_mean, running_var=running_var)
+    N, C, HW, M = _channels(x)
+    y = cupy.empty_like(x)
+    cuda.launch("batch_norm.cu", "bn_apply_infer", cuda.blocks(x.size),
+                [("x", x, cuda.F32), ("running_mean", running_mean, cuda.F32),
+                 ("running_var", running_var, cuda.F32), ("gamma", gamma, cuda.F32), ("beta", beta, cuda.F32),
+                 ("total", x.size, cuda.INT), ("C", C, cuda.INT), ("HW", HW, cuda.INT),
+                 ("eps", eps, cuda.FLOAT), ("y", y, cuda.F32)])
+    return y
+
+
+def _backward_gpu(dy, cache):
+    import cupy
+    x, mean, invstd, gamma = cache
+    (dy,) = _float32_contiguous(dy=dy)
+    N, C, HW, M = _channels(x)
+    S = cuda.splits(M, C)
+    partial_dbeta = cupy.empty((S, C), dtype=cupy.float32)
+    partial_dgamma = cupy.empty((S, C), dtype=cupy.float32)
+    dbeta = cupy.empty(C, dtype=cupy.float32)
+    dgamma = cupy.empty(C, dtype=cupy.float32)
+    cuda.launch("batch_norm.cu", "bn_partial_grad", (C, S),
+                [("dy", dy, cuda.F32), ("x", x, cuda.F32), ("mean", mean, cuda.F32),
+                 ("invstd", invstd, cuda.F32), ("N", N, cuda.INT), ("C", C, cuda.INT), ("HW", HW, cuda.INT),
+                 ("S", S, cuda.INT), ("partial_dbeta", partial_dbeta, cuda.F32),
+                 ("partial_dgamma", partial_dgamma, cuda.F32)])
+    cuda.launch("batch_norm.cu", "bn_finalize_grad", _warp_per_channel(C),
+                [("partial_dbeta", partial_dbeta, cuda.F32), ("partial_dgamma", partial_dgamma, cuda.F32),
+                 ("C", C, cuda.INT), ("S", S, cuda.INT), ("dbeta", dbeta, cuda.F32),
+                 ("dgamma", dgamma, cuda.F32)])
+    dx = cupy.empty_like(x)
+    cuda.launch("batch_norm.cu", "bn_backward_dx", cuda.blocks(x.size),
+                [("dy", dy, cuda.F32), ("x", x, cuda.F32), ("mean", mean, cuda.F32), ("invstd", invstd, cuda.F32),
+                 ("gamma", gamma, cuda.F32), ("dbeta", dbeta, cuda.F32), ("dgamma", dgamma, cuda.F32),
+                 ("total", x.size, cuda.INT), ("C", C, cuda.INT), ("HW", HW, cuda.INT), ("M", M, cuda.INT),
+                 ("dx", dx, cuda.F32)])
     return dx, dgamma, dbeta

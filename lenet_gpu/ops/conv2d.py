@@ -9,10 +9,14 @@ CPU path: im2col. The padded input is viewed as windows (no copy), gathered once
 `cols` of shape (N*OH*OW, C*KH*KW), and the convolution becomes one matrix product with the
 weights. The backward pass reuses `cols` for dW and scatters dcols back with col2im (a loop
 over the KH*KW kernel offsets, each one strided add). The first layer skips dx (need_dx=False).
+
+GPU path: kernels/conv2d.cu. Direct convolution (no im2col buffer), dx as a gather, dW and db
+as per-block partial sums plus a fixed-order second pass, so gradients are reproducible bit for bit.
 """
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .. import cuda
 from ..backend import is_gpu_array
 from ._shapes import check_4d, check_float, out_size
 
@@ -43,16 +47,14 @@ def conv2d_forward(x, W, b=None, stride=1, pad=0, table=None):
     """x (N,C,H,W), W (K,C,KH,KW), b (K,) or None, table (K,C) bool or None -> (y, cache)."""
     OH, OW = _check(x, W, b, stride, pad, table)
     if is_gpu_array(x):
-        from . import conv2d_gpu
-        return conv2d_gpu.forward(x, W, b, int(stride), int(pad), table, OH, OW)
+        return _forward_gpu(x, W, b, int(stride), int(pad), table, OH, OW)
     return _forward_cpu(x, W, b, int(stride), int(pad), table, OH, OW)
 
 
 def conv2d_backward(dy, cache, need_dx=True):
     """dy (N,K,OH,OW) -> (dx or None, dW, db or None). need_dx=False skips dx (first layer)."""
     if is_gpu_array(dy):
-        from . import conv2d_gpu
-        return conv2d_gpu.backward(dy, cache, need_dx)
+        return _backward_gpu(dy, cache, need_dx)
     return _backward_cpu(dy, cache, need_dx)
 
 
@@ -96,3 +98,102 @@ def _backward_cpu(dy, cache, need_dx):
             dxp[:, i:i + stride * OH:stride, j:j + stride * OW:stride] += dcols[:, i, j]
     dx = dxp[:, pad:pad + H, pad:pad + Wd]
     return np.ascontiguousarray(dx.transpose(3, 0, 1, 2)), dW, db
+
+
+# ---- GPU path: kernels/conv2d.cu (see its header for the thread mapping) ------------------------
+def _gpu_float32(**arrays):
+    """Each array as a C-contiguous float32 CuPy array (None stays None); other dtypes raise."""
+    import cupy
+    out = []
+    for name, a in arrays.items():
+        if a is not None:
+            if a.dtype != np.float32:
+                raise TypeError(f"{name} must be float32 on the GPU, got {a.dtype}")
+            a = cupy.ascontiguousarray(a)
+        out.append(a)
+    return out
+
+
+def _template(KH, KW):
+    """Template arguments of the conv kernels: unrolled 5x5 (LeNet) or sizes read at run time."""
+    return "5, 5" if (KH, KW) == (5, 5) else "0, 0"
+
+
+def _sizes(N, C, H, Wd, K, OH, OW, KH, KW, stride, pad):
+    return [("N", N, cuda.INT), ("C", C, cuda.INT), ("H", H, cuda.INT), ("W", Wd, cuda.INT),
+            ("K", K, cuda.INT), ("OH", OH, cuda.INT), ("OW", OW, cuda.INT), ("KH", KH, cuda.INT),
+            ("KW", KW, cuda.INT), ("stride", stride, cuda.INT), ("pad", pad, cuda.INT)]
+
+
+def _forward_gpu(x, W, b, stride, pad, table, OH, OW):
+    import cupy
+    x, W, b = _gpu_float32(x=x, W=W, b=b)
+    if table is not None:
+        table = cupy.ascontiguousarray(cupy.asarray(table, dtype=cupy.bool_))
+    N, C, H, Wd = x.shape
+    K, _, KH, KW = W.shape
+    KT = 8 if table is None and K >= 4 else 1   # output channels per thread (1: skip per (k, c))
+    y = cupy.empty((N, K, OH, OW), dtype=cupy.float32)
+    cuda.launch("conv2d.cu", f"conv2d_forward<{_template(KH, KW)}, {KT}>",
+                (cuda.blocks(N * OH * OW), -(-K // KT)),
+                [("x", x, cuda.F32), ("W", W, cuda.F32), ("b", b, cuda.F32_OPT),
+                 ("table", table, cuda.BOOL_OPT), *_sizes(N, C, H, Wd, K, OH, OW, KH, KW, stride, pad),
+                 ("y", y, cuda.F32)])
+    return y, (x, W, b is not None, stride, pad, table)
+
+
+def _backward_gpu(dy, cache, need_dx):
+    (dy,) = _gpu_float32(dy=dy)
+    dx = _backward_data_gpu(dy, cache) if need_dx else None
+    dW, db = _backward_weights_gpu(dy, cache)
+    return dx, dW, db
+
+
+def _backward_data_gpu(dy, cache):
+    """dx as a gather: one thread per input element. dy: contiguous float32."""
+    import cupy
+    x, W, has_b, stride, pad, table = cache
+    N, C, H, Wd = x.shape
+    K, _, KH, KW = W.shape
+    dx = cupy.empty(x.shape, dtype=cupy.float32)
+    cuda.launch("conv2d.cu", f"conv2d_backward_data<{_template(KH, KW)}>", (cuda.blocks(N * H * Wd), C),
+                [("dy", dy, cuda.F32), ("W", W, cuda.F32), ("table", table, cuda.BOOL_OPT),
+                 *_sizes(N, C, H, Wd, K, dy.shape[2], dy.shape[3], KH, KW, stride, pad),
+                 ("dx", dx, cuda.F32)])
+    return dx
+
+
+def _backward_weights_gpu(dy, cache):
+    """(dW, db or None): per-block partial sums over chunks of the N*OH*OW positions, then a
+    fixed-order sum of the partials. dy: contiguous float32."""
+    import cupy
+    x, W, has_b, stride, pad, table = cache
+    N, C, H, Wd = x.shape
+    K, _, KH, KW = W.shape
+    OH, OW = dy.shape[2], dy.shape[3]
+    S = cuda.splits(N * OH * OW, K * C)
+    partial = cupy.empty((S, K, C, KH, KW), dtype=cupy.float32)
+    cuda.launch("conv2d.cu", f"conv2d_backward_weights_partial<{_template(KH, KW)}>", (K * C, S),
+                [("x", x, cuda.F32), ("dy", dy, cuda.F32), ("table", table, cuda.BOOL_OPT),
+                 *_sizes(N, C, H, Wd, K, OH, OW, KH, KW, stride, pad),
+                 ("S", S, cuda.INT), ("partial", partial, cuda.F32)])
+    dW = _sum_partials(partial)
+    if not has_b:
+        return dW, None
+    S = cuda.splits(N * OH * OW, K)
+    partial = cupy.empty((S, K), dtype=cupy.float32)
+    cuda.launch("conv2d.cu", "conv2d_backward_bias_partial", (K, S),
+                [("dy", dy, cuda.F32), ("N", N, cuda.INT), ("K", K, cuda.INT),
+                 ("OHW", OH * OW, cuda.INT), ("S", S, cuda.INT), ("partial", partial, cuda.F32)])
+    return dW, _sum_partials(partial)
+
+
+def _sum_partials(partial):
+    """partial (S, *shape) -> its sum over the first axis, added in a fixed order."""
+    import cupy
+    S, count = partial.shape[0], partial[0].size
+    out = cupy.empty(partial.shape[1:], dtype=cupy.float32)
+    cuda.launch("conv2d.cu", "sum_partials", cuda.blocks(count * 32),
+                [("partial", partial, cuda.F32), ("S", S, cuda.INT), ("count", count, cuda.INT),
+                 ("out", out, cuda.F32)])
+    return out

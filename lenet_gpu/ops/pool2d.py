@@ -6,11 +6,13 @@
 Backward: avg spreads dy/k^2 over the window; max sends dy to the first maximal element of the
 window (PyTorch's choice for ties). Rows/columns past the last full window get zero gradient.
 CPU path: non-overlapping windows (k == stride, LeNet's case) are a reshape; other windows are
-a strided view.
+a strided view. GPU path: kernels/pool2d.cu, a thread per output forward and a gather (a thread
+per input element) backward.
 """
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .. import cuda
 from ..backend import is_gpu_array
 from ._shapes import check_4d, check_float, out_size
 
@@ -31,15 +33,13 @@ def pool2d_forward(x, k, stride=None, mode="avg"):
     if OH < 1 or OW < 1:
         raise ValueError(f"pool window {k}x{k} does not fit input {x.shape[2]}x{x.shape[3]}")
     if is_gpu_array(x):
-        from . import pool2d_gpu
-        return pool2d_gpu.forward(x, k, stride, mode, OH, OW)
+        return _forward_gpu(x, k, stride, mode, OH, OW)
     return _forward_cpu(x, k, stride, mode, OH, OW)
 
 
 def pool2d_backward(dy, cache):
     if is_gpu_array(dy):
-        from . import pool2d_gpu
-        return pool2d_gpu.backward(dy, cache)
+        return _backward_gpu(dy, cache)
     return _backward_cpu(dy, cache)
 
 
@@ -88,4 +88,49 @@ def _backward_cpu(dy, cache):
         for j in range(k):
             g = dy * (1.0 / (k * k)) if mode == "avg" else np.where(arg == i * k + j, dy, 0)
             dx[:, :, i:i + stride * OH:stride, j:j + stride * OW:stride] += g
+    return dx
+
+
+# ---- GPU path: kernels/pool2d.cu ---------------------------------------------------------------
+def _float32_contiguous(name, a):
+    import cupy
+    if a.dtype != np.float32:
+        raise TypeError(f"{name} must be float32 on the GPU, got {a.dtype}")
+    return cupy.ascontiguousarray(a)
+
+
+def _forward_gpu(x, k, stride, mode, OH, OW):
+    import cupy
+    x = _float32_contiguous("x", x)
+    N, C, H, W = x.shape
+    y = cupy.empty((N, C, OH, OW), dtype=cupy.float32)
+    sizes = [("NC", N * C, cuda.INT), ("H", H, cuda.INT), ("W", W, cuda.INT), ("OH", OH, cuda.INT),
+             ("OW", OW, cuda.INT), ("k", k, cuda.INT), ("stride", stride, cuda.INT)]
+    grid = cuda.blocks(y.size)
+    if mode == "avg":
+        cuda.launch("pool2d.cu", "pool2d_forward_avg", grid,
+                    [("x", x, cuda.F32), *sizes, ("inv_area", 1.0 / (k * k), cuda.FLOAT), ("y", y, cuda.F32)])
+        return y, (x.shape, k, stride, mode, None)
+    arg = cupy.empty((N, C, OH, OW), dtype=cupy.int32)   # offset i*k + j of each window's maximum
+    cuda.launch("pool2d.cu", "pool2d_forward_max", grid,
+                [("x", x, cuda.F32), *sizes, ("y", y, cuda.F32), ("arg", arg, cuda.I32)])
+    return y, (x.shape, k, stride, mode, arg)
+
+
+def _backward_gpu(dy, cache):
+    import cupy
+    (N, C, H, W), k, stride, mode, arg = cache
+    dy = _float32_contiguous("dy", dy)
+    OH, OW = dy.shape[2], dy.shape[3]
+    dx = cupy.empty((N, C, H, W), dtype=cupy.float32)
+    sizes = [("NC", N * C, cuda.INT), ("H", H, cuda.INT), ("W", W, cuda.INT), ("OH", OH, cuda.INT),
+             ("OW", OW, cuda.INT), ("k", k, cuda.INT), ("stride", stride, cuda.INT)]
+    grid = cuda.blocks(dx.size)
+    if mode == "avg":
+        cuda.launch("pool2d.cu", "pool2d_backward_avg", grid,
+                    [("dy", dy, cuda.F32), *sizes, ("inv_area", 1.0 / (k * k), cuda.FLOAT),
+                     ("dx", dx, cuda.F32)])
+    else:
+        cuda.launch("pool2d.cu", "pool2d_backward_max", grid,
+                    [("dy", dy, cuda.F32), ("arg", arg, cuda.I32), *sizes, ("dx", dx, cuda.F32)])
     return dx

@@ -1,0 +1,29 @@
+"""Shared by the benchmarks: a registry of mean times and a ratio table at the end of the run."""
+import pytest
+
+RESULTS = {}   # (group, implementation) -> mean seconds
+
+
+@pytest.fixture
+def record():
+    """record(benchmark, group, impl): keep the benchmark's mean for the ratio table."""
+    def _record(benchmark, group, impl):
+        RESULTS[(group, impl)] = benchmark.stats.stats.mean
+    return _record
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not RESULTS:
+        return
+    groups = sorted({g for g, _ in RESULTS}, key=str)
+    impls = sorted({i for _, i in RESULTS})
+    tr = terminalreporter
+    tr.section("mean seconds and ratios to the first implementation listed")
+    base = impls[0]
+    tr.write_line(" | ".join(["group"] + impls + [f"{i}/{base}" for i in impls[1:]]))
+    for g in groups:
+        row = [str(g)] + [f"{RESULTS[(g, i)]:.4g}" if (g, i) in RESULTS else "-" for i in impls]
+        for i in impls[1:]:
+            ok = (g, i) in RESULTS and (g, base) in RESULTS
+            row.append(f"{RESULTS[(g, i)] / RESULTS[(g, base)]:.2f}" if ok else "-")
+        tr.write_line(" | ".join(row))

@@ -1,0 +1,239 @@
+"""The `lenet-gpu` command line: train, evaluate, bench, info."""
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from . import __version__, backend
+from .data import DataError, load_mnist, preprocess
+from .layers import INITIALIZERS
+from .model import Sequential, TrainingDiverged
+from .models import lenet5, mlp
+from .ops.activations import ACTIVATIONS
+from .optim import make_optimizer
+
+# Default learning rates when --lr is not given: (optimizer, loss) -> lr
+DEFAULT_LR = {("sgd", "mse"): 0.5, ("sgd", "ce"): 0.1, ("momentum", "mse"): 0.05,
+              ("momentum", "ce"): 0.01, ("nesterov", "mse"): 0.05, ("nesterov", "ce"): 0.01,
+              ("adam", "mse"): 1e-3, ("adam", "ce"): 1e-3}
+
+
+def write_json(path, obj):
+    """Write JSON atomically: a crash leaves the previous file, never half of a new one."""
+    d = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=d)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _select_backend(name):
+    chosen = backend.set_backend(name)
+    print(f"backend: {chosen} on {backend.device_name()}", file=sys.stderr)
+    return chosen
+
+
+def build_model(args):
+    output = "softmax" if args.loss == "ce" else ("tanh" if "tanh" in args.activation else None)
+    kw = dict(activation=args.activation, output=output, batchnorm=args.batchnorm,
+              init=args.init, input_shape=(1, 28 + 2 * args.pad, 28 + 2 * args.pad), seed=args.seed)
+    if args.model == "mlp":
+        return mlp(**kw)
+    return lenet5(pool=args.pool, c3_table=args.c3_table, **kw)
+
+
+def load_data(args):
+    x_train, y_train, x_test, y_test = load_mnist(args.data, download=getattr(args, "download", False))
+    if getattr(args, "train_limit", None):
+        x_train, y_train = x_train[:args.train_limit], y_train[:args.train_limit]
+    return x_train, y_train, x_test, y_test
+
+
+def cmd_train(args):
+    out = args.out or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
+    metrics_path, model_path = os.path.join(out, "metrics.json"), os.path.join(out, "model.npz")
+    if not args.overwrite and (os.path.exists(metrics_path) or os.path.exists(model_path)):
+        raise SystemExit(f"error: {out} already holds a run (metrics.json/model.npz); "
+                         "choose another --out or pass --overwrite")
+    if args.lr is None:
+        args.lr = DEFAULT_LR[(args.optimizer, args.loss)]
+    x_train, y_train, x_test, y_test = load_data(args)
+    chosen = _select_backend(args.backend)
+    prep = {"scale": args.scale, "pad": args.pad}
+    x_train, x_test = preprocess(x_train, **prep), preprocess(x_test, **prep)
+
+    model = build_model(args)
+    model.meta["preprocessing"] = prep
+    model.compile(args.loss, make_optimizer(args.optimizer, args.lr, args.weight_decay, args.momentum))
+    if not args.quiet:
+        model.summary(file=sys.stderr)
+    os.makedirs(out, exist_ok=True)
+    config = {k: v for k, v in vars(args).items() if k != "func"}
+    report = {"config": config, "backend": chosen, "device": backend.device_name(),
+              "lenet_gpu_version": __version__, "num_params": model.num_params(), "epochs": []}
+
+    def checkpoint(epoch, record, model):
+        report["epochs"].append(record)
+        report["final_test_error_pct"] = record["test_error_pct"]
+        model.save(model_path)                 # atomic: the previous epoch's file survives a crash
+        write_json(metrics_path, report)
+
+    status = 0
+    try:
+        model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
+                  validation_data=(x_test, y_test), seed=args.seed,
+                  verbose=0 if args.quiet else None, callback=checkpoint)
+    except TrainingDiverged as e:
+        report["diverged_in_epoch"] = e.epoch
+        model.save(model_path)
+        write_json(metrics_path, report)
+        print(f"error: {e}. The last good model is in {model_path}; try a smaller --lr.",
+              file=sys.stderr)
+        status = 3
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; the model after the last finished epoch is in {model_path}",
+              file=sys.stderr)
+        return 130
+    if report["epochs"]:
+        report["seconds_total"] = sum(r["seconds"] for r in report["epochs"])
+        write_json(metrics_path, report)
+    if status == 0:
+        print(f"final test error {report.get('final_test_error_pct', float('nan')):.2f}% "
+              f"after {args.epochs} epochs; wrote {metrics_path} and {model_path}")
+    return status
+
+
+def cmd_evaluate(args):
+    _select_backend(args.backend)
+    model = Sequential.load(args.model)
+    _, _, x_test, y_test = load_mnist(args.data, download=args.download)
+    prep = model.meta.get("preprocessing", {"scale": "unit", "pad": 0})
+    x = preprocess(x_test, **prep)
+    if model.loss is None:
+        model.loss = "ce"
+    result = model.evaluate(x, y_test)
+    result["errors"] = int(round(result["error_pct"] * result["n"] / 100))
+    if args.json:
+        print(json.dumps({"model": args.model, **result}))
+    else:
+        print(f"test error {result['error_pct']:.2f}% ({result['errors']} of {result['n']}), "
+              f"{model.loss} loss {result['loss']:.4f}")
+    return 0
+
+
+def cmd_bench(args):
+    """Time training steps on random data: a quick look at this machine's speed."""
+    _select_backend(args.backend)
+    model = lenet5(activation="tanh") if args.model == "lenet5" else mlp()
+    model.compile("ce", make_optimizer("sgd", 0.01))
+    rng = np.random.default_rng(0)
+    xp = backend.xp()
+    x = backend.to_backend(rng.random((args.batch_size, 1, 28, 28), dtype=np.float32))
+    y = backend.to_backend(rng.integers(0, 10, args.batch_size))
+    for _ in range(3):
+        model.train_step(x, y)
+    sync = (lambda: xp.cuda.Device().synchronize()) if xp is not np else (lambda: None)
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(args.steps):
+        model.train_step(x, y)
+    sync()
+    dt = (time.perf_counter() - t0) / args.steps
+    print(f"{args.model} batch {args.batch_size}: {dt * 1e3:.2f} ms/step, "
+          f"{dt * 60000 / args.batch_size:.2f} s per 60,000-image epoch ({backend.get_backend()})")
+    return 0
+
+
+def cmd_info(args):
+    print(f"lenet-gpu {__version__}, numpy {np.__version__}")
+    if backend.gpu_available():
+        backend.set_backend("cupy")
+        print(f"GPU: {backend.device_name()}")
+    else:
+        print(f"GPU: not usable ({backend.gpu_unavailable_reason()})")
+    return 0
+
+
+def make_parser():
+    p = argparse.ArgumentParser(prog="lenet-gpu", description=__doc__)
+    p.add_argument("--version", action="version", version=f"lenet-gpu {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp):
+        sp.add_argument("--data", metavar="DIR",
+                        help="directory with the four MNIST IDX files (gz or raw); default "
+                             "$LENET_GPU_DATA, else the per-user cache")
+        sp.add_argument("--download", action="store_true",
+                        help="download MNIST into the data directory if missing (SHA-256 verified)")
+        sp.add_argument("--backend", choices=backend.BACKENDS, default=None,
+                        help="auto (GPU if usable), numpy or cupy; default $LENET_GPU_BACKEND or auto")
+
+    t = sub.add_parser("train", help="train a model on MNIST")
+    common(t)
+    t.add_argument("--model", choices=("lenet5", "mlp"), default="lenet5")
+    t.add_argument("--activation", choices=[a for a in ACTIVATIONS if a != "softmax"], default="tanh")
+    t.add_argument("--loss", choices=("mse", "ce"), default="ce")
+    t.add_argument("--batchnorm", action="store_true")
+    t.add_argument("--pool", choices=("avg", "max"), default="avg")
+    t.add_argument("--c3-table", action="store_true", help="the paper's partial C3 connections")
+    t.add_argument("--init", choices=tuple(INITIALIZERS), default=None,
+                   help="default: he for relu, xavier otherwise")
+    t.add_argument("--weight-decay", type=float, default=0.0, metavar="F", help="L2 lambda")
+    t.add_argument("--optimizer", choices=("sgd", "momentum", "nesterov", "adam"), default="sgd")
+    t.add_argument("--lr", type=float, default=None, metavar="F",
+                   help="learning rate (default depends on optimizer and loss, e.g. sgd: 0.5 mse, 0.1 ce)")
+    t.add_argument("--momentum", type=float, default=0.9)
+    t.add_argument("--batch-size", type=int, default=20, metavar="B")
+    t.add_argument("--epochs", type=int, default=20, metavar="N")
+    t.add_argument("--seed", type=int, default=0, metavar="S")
+    t.add_argument("--scale", choices=("unit", "paper", "standard"), default="unit",
+                   help="pixel scaling: [0,1], the paper's [-0.1,1.175], or mean/std")
+    t.add_argument("--pad", type=int, default=0, help="pad the 28x28 images by this many pixels")
+    t.add_argument("--train-limit", type=int, default=None, metavar="N",
+                   help="train on the first N images only (quick checks)")
+    t.add_argument("--out", metavar="RUN_DIR", help="default runs/<date-time>")
+    t.add_argument("--overwrite", action="store_true", help="allow replacing a run in RUN_DIR")
+    t.add_argument("--quiet", action="store_true", help="no summary, no per-epoch lines")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="test error of a saved model")
+    e.add_argument("model", metavar="MODEL.npz")
+    common(e)
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.set_defaults(func=cmd_evaluate)
+
+    b = sub.add_parser("bench", help="time training steps on random data")
+    b.add_argument("--backend", choices=backend.BACKENDS, default=None)
+    b.add_argument("--model", choices=("lenet5", "mlp"), default="lenet5")
+    b.add_argument("--batch-size", type=int, default=128, metavar="B")
+    b.add_argument("--steps", type=int, default=50)
+    b.set_defaults(func=cmd_bench)
+
+    i = sub.add_parser("info", help="versions and the GPU found")
+    i.set_defaults(func=cmd_info)
+    return p
+
+
+def main(argv=None):
+    args = make_parser().parse_args(argv)
+    for name in ("batch_size", "epochs", "steps"):
+        if getattr(args, name, 1) is not None and getattr(args, name, 1) < 1:
+            raise SystemExit(f"error: --{name.replace('_', '-')} must be >= 1")
+    try:
+        return args.func(args)
+    except (DataError, backend.BackendError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

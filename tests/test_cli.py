@@ -1,0 +1,85 @@
+"""The command line, end to end on a small slice of the real MNIST files."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from lenet_gpu.cli import main
+from lenet_gpu.model import Sequential
+
+
+def train(mnist_dir, out, *extra):
+    return main(["train", "--data", mnist_dir, "--out", str(out), "--train-limit", "600",
+                 "--epochs", "2", "--batch-size", "50", "--quiet", "--backend", "numpy", *extra])
+
+
+def test_train_writes_metrics_and_model_then_evaluate(mnist_dir, tmp_path, capsys):
+    assert train(mnist_dir, tmp_path / "run", "--loss", "ce", "--activation", "relu",
+                 "--batchnorm", "--optimizer", "momentum") == 0
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert [e["epoch"] for e in m["epochs"]] == [1, 2]
+    for e in m["epochs"]:
+        assert set(e) >= {"train_loss", "train_error_pct", "test_error_pct", "seconds"}
+    assert m["backend"] == "numpy" and m["device"].startswith("CPU")
+    assert m["config"]["batchnorm"] and m["config"]["lr"] == 0.01
+    assert m["final_test_error_pct"] == m["epochs"][-1]["test_error_pct"] < 50
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "run" / "model.npz"), "--data", mnist_dir, "--json"]) == 0
+    ev = json.loads(capsys.readouterr().out)
+    assert ev["error_pct"] == pytest.approx(m["final_test_error_pct"])
+
+
+def test_same_seed_same_metrics(mnist_dir, tmp_path):
+    for name in ("a", "b"):
+        assert train(mnist_dir, tmp_path / name, "--loss", "mse", "--seed", "7") == 0
+    a, b = (json.loads((tmp_path / n / "metrics.json").read_text())["epochs"] for n in "ab")
+    strip = [{k: v for k, v in e.items() if k != "seconds"} for e in a]
+    assert strip == [{k: v for k, v in e.items() if k != "seconds"} for e in b]
+
+
+def test_refuses_to_overwrite_a_run(mnist_dir, tmp_path):
+    assert train(mnist_dir, tmp_path / "run") == 0
+    with pytest.raises(SystemExit, match="already holds a run"):
+        train(mnist_dir, tmp_path / "run")
+
+
+def test_nan_loss_stops_with_message_and_keeps_last_good_model(mnist_dir, tmp_path, capsys):
+    code = train(mnist_dir, tmp_path / "run", "--loss", "mse", "--activation", "relu",
+                 "--lr", "1e9")
+    assert code == 3
+    assert "NaN or infinite" in capsys.readouterr().err
+    model = Sequential.load(tmp_path / "run" / "model.npz")
+    assert all(np.all(np.isfinite(p.value)) for p in model.params)
+    assert "diverged_in_epoch" in json.loads((tmp_path / "run" / "metrics.json").read_text())
+
+
+def test_bad_data_dir_is_a_clear_error(tmp_path, capsys):
+    assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and str(tmp_path) in err
+
+
+def test_cupy_backend_without_gpu_is_a_clear_error(mnist_dir, tmp_path, capsys):
+    from lenet_gpu import backend
+    if backend.gpu_available():
+        pytest.skip("a GPU is usable here")
+    assert train(mnist_dir, tmp_path / "run", "--backend", "cupy") == 2
+    assert "no usable CUDA GPU" in capsys.readouterr().err
+
+
+def test_module_entry_point_runs():
+    r = subprocess.run([sys.executable, "-m", "lenet_gpu", "--version"], capture_output=True, text=True)
+    assert r.returncode == 0 and "lenet-gpu" in r.stdout
+
+
+def test_one_epoch_on_mnist_reaches_3_percent(mnist_dir, tmp_path):
+    """The issue's end-to-end check: one full epoch on the CPU, test error below 3%."""
+    out = tmp_path / "run"
+    assert main(["train", "--data", mnist_dir, "--out", str(out), "--epochs", "1",
+                 "--batch-size", "32", "--activation", "relu", "--loss", "ce",
+                 "--optimizer", "momentum", "--backend", "numpy", "--quiet"]) == 0
+    err = json.loads((out / "metrics.json").read_text())["final_test_error_pct"]
+    assert err < 3.0, f"test error after one epoch: {err:.2f}%"

@@ -1,0 +1,235 @@
+"""Layers, Sequential, optimizers, save/load."""
+import numpy as np
+import pytest
+
+import lenet_gpu as L
+from lenet_gpu.layers import c3_table
+from lenet_gpu.model import Sequential, TrainingDiverged
+from lenet_gpu.optim import SGD, Adam, make_optimizer
+
+from gradcheck import assert_close, numerical_grad
+
+
+def small_batch(rng, n=8):
+    return rng.random((n, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, n)
+
+
+def test_lenet5_parameter_counts():
+    assert L.lenet5().num_params() == 61_706
+    # the paper's C3: 60 connections x 25 weights + 16 biases = 1,516 (instead of 2,416)
+    assert L.lenet5(c3_table=True).num_params() == 61_706 - 2_416 + 1_516
+    assert c3_table().sum() == 60 and c3_table().shape == (16, 6)
+    assert L.mlp().num_params() == 784 * 500 + 500 + 500 * 150 + 150 + 150 * 10 + 10
+
+
+def test_summary_lists_layers_shapes_and_total():
+    text = L.lenet5(c3_table=True).summary(file=open("/dev/null", "w"))
+    assert "(16, 10, 10)" in text and "table 60/96" in text and "Total parameters: 60,806" in text
+
+
+def test_classic_network_reads_like_keras():
+    model = Sequential(input_shape=(1, 28, 28), seed=0)
+    model.add(L.Conv2D(1, 6, kernel_size=5, padding=2))
+    model.add(L.Activation("tanh"))
+    model.add(L.AvgPool2D(2))
+    model.add(L.Conv2D(6, 16, kernel_size=5))
+    model.add(L.Activation("tanh"))
+    model.add(L.AvgPool2D(2))
+    model.add(L.Conv2D(16, 120, kernel_size=5))
+    model.add(L.Activation("tanh"))
+    model.add(L.Flatten())
+    model.add(L.Dense(120, 84))
+    model.add(L.Activation("tanh"))
+    model.add(L.Dense(84, 10))
+    model.add(L.Activation("softmax"))
+    assert model.output_shape() == (10,)
+    ref = L.lenet5(seed=0)
+    for p, q in zip(model.params, ref.params):
+        np.testing.assert_array_equal(p.value, q.value)
+
+
+def test_add_rejects_mismatched_shapes():
+    model = Sequential(input_shape=(1, 28, 28))
+    model.add(L.Conv2D(1, 6, 5))
+    with pytest.raises(ValueError, match="expects input"):
+        model.add(L.Conv2D(3, 6, 5))
+    with pytest.raises(ValueError, match="Flatten"):
+        model.add(L.Dense(6 * 24 * 24, 10))
+
+
+def test_connection_table_weights_stay_zero(rng):
+    model = L.lenet5(c3_table=True)
+    model.compile("ce", Adam(1e-2, weight_decay=1e-3))
+    x, y = small_batch(rng)
+    for _ in range(3):
+        model.train_step(x, y)
+    W = model.layers[3].params[0].value
+    assert np.all(W[~c3_table()] == 0) and np.all(W[c3_table()] != 0)
+
+
+@pytest.mark.parametrize("loss,act,bn", [("mse", "tanh", False), ("ce", "relu", True),
+                                         ("ce", "sigmoid", False), ("mse", "scaled_tanh", True)])
+def test_model_gradient_matches_numerical(rng, loss, act, bn):
+    """Backprop through a whole (small) network equals finite differences of the loss."""
+    model = Sequential(input_shape=(2, 9, 9), dtype=np.float64, seed=1)
+    for layer in [L.Conv2D(2, 3, 3, stride=2, padding=1), *([L.BatchNorm(3)] if bn else []),
+                  L.Activation(act), L.MaxPool2D(2), L.Flatten(), L.Dense(12, 5),
+                  *([L.BatchNorm(5)] if bn else []), L.Activation(act), L.Dense(5, 4),
+                  L.Activation("softmax" if loss == "ce" else "tanh")]:
+        model.add(layer)
+    model.compile(loss, SGD(0.1))
+    x, y = rng.standard_normal((6, 2, 9, 9)), rng.integers(0, 4, 6)
+
+    def loss_value():
+        return float(model._loss(model.forward(x, True, logits=True), y)[0])
+    out = model.forward(x, True, logits=True)
+    model.backward(model._loss(out, y)[1], logits=True)
+    for p in model.params:
+        analytic = p.grad.copy()
+        assert_close(analytic, numerical_grad(loss_value, p.value), rtol=1e-4, name=p.name)
+
+
+@pytest.mark.parametrize("opt", [SGD(0.1), SGD(0.05, momentum=0.9), SGD(0.05, momentum=0.9, nesterov=True),
+                                 Adam(3e-3)])
+def test_small_batch_is_overfit(rng, opt):
+    x, y = small_batch(rng, 16)
+    model = L.lenet5(activation="relu", batchnorm=True)
+    model.compile("ce", opt)
+    for _ in range(60):
+        loss, _ = model.train_step(x, y)
+    assert float(loss) < 0.05
+    assert (model.predict(x).argmax(axis=1) == y).all()
+
+
+def test_mse_model_overfits(rng):
+    # sparse, digit-like inputs: a random stroke image per sample
+    y = rng.integers(0, 10, 16)
+    x = (rng.random((16, 1, 28, 28)) < 0.15).astype(np.float32)
+    model = L.lenet5(activation="tanh", output="tanh")
+    model.compile("mse", SGD(0.1))
+    first = float(model.train_step(x, y)[0])
+    for _ in range(150):
+        loss, _ = model.train_step(x, y)
+    assert float(loss) < first / 10
+    assert model.evaluate(x, y)["error_pct"] == 0
+
+
+def test_weight_decay_only_on_weights(rng):
+    model = L.lenet5(batchnorm=True)
+    for p in model.params:
+        p.grad = np.zeros_like(p.value)
+    before = [p.value.copy() for p in model.params]
+    make_optimizer("sgd", 0.1, weight_decay=0.5).step(model.params)
+    for p, b in zip(model.params, before):
+        if p.name == "W":
+            np.testing.assert_allclose(p.value, b * (1 - 0.05), rtol=1e-6)
+        else:
+            np.testing.assert_array_equal(p.value, b)
+
+
+def test_adam_first_step_moves_each_weight_by_lr(rng):
+    model = L.lenet5()
+    for p in model.params:     # |g| >= 0.5: far from eps, so each step is lr * sign(g)
+        g = rng.standard_normal(p.value.shape)
+        p.grad = (np.sign(g) * (0.5 + np.abs(g))).astype(np.float32)
+    before = [p.value.copy() for p in model.params]
+    Adam(1e-3).step(model.params)
+    for p, b in zip(model.params, before):
+        np.testing.assert_allclose(b - p.value, 1e-3 * np.sign(p.grad), atol=1e-6)
+
+
+def test_save_load_roundtrip(tmp_path, rng):
+    x, y = small_batch(rng)
+    model = L.lenet5(activation="relu", batchnorm=True, c3_table=True, pool="max")
+    model.compile("ce", SGD(0.05))
+    model.meta["preprocessing"] = {"scale": "unit", "pad": 0}
+    model.fit(x, y, epochs=2, batch_size=4, verbose=0)
+    path = model.save(tmp_path / "m.npz")
+    loaded = Sequential.load(path)
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    assert loaded.meta == model.meta and loaded.loss == "ce"
+    assert loaded.num_params() == model.num_params()
+    with np.load(path, allow_pickle=False) as f:       # no pickled objects inside
+        assert "architecture" in f.files
+
+
+def test_load_rejects_bad_files(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="bad.npz"):
+        Sequential.load(bad)
+    np.savez(tmp_path / "other.npz", a=np.zeros(3))
+    with pytest.raises(ValueError, match="not a lenet-gpu model"):
+        Sequential.load(tmp_path / "other.npz")
+    with pytest.raises(FileNotFoundError, match="missing.npz"):
+        Sequential.load(tmp_path / "missing.npz")
+
+
+def test_save_is_atomic(tmp_path, monkeypatch):
+    """A failure while writing leaves the previous good file untouched and no temp file."""
+    model = L.lenet5()
+    path = model.save(tmp_path / "m.npz")
+    good = path and open(path, "rb").read()
+    monkeypatch.setattr(np, "savez", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError, match="disk full"):
+        model.save(tmp_path / "m.npz")
+    assert open(tmp_path / "m.npz", "rb").read() == good
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz"]
+
+
+def test_divergence_restores_last_good_weights(rng):
+    x, y = small_batch(rng, 20)
+    model = L.lenet5(activation="relu", output=None)
+    model.compile("mse", SGD(1e6))          # explodes within the second epoch at the latest
+    good = []
+
+    def keep(epoch, record, m):
+        good[:] = [p.value.copy() for p in m.params]
+    with pytest.raises(TrainingDiverged) as info:
+        model.fit(x, y, epochs=5, batch_size=5, verbose=0, callback=keep)
+    restored = [p.value for p in model.params]
+    assert all(np.all(np.isfinite(v)) for v in restored)
+    if good:    # it diverged after a finite epoch: those weights are back
+        for a, b in zip(restored, good):
+            np.testing.assert_array_equal(a, b)
+    assert "NaN or infinite" in str(info.value)
+
+
+def test_fit_is_deterministic(rng):
+    x, y = small_batch(rng, 40)
+
+    def run():
+        model = L.lenet5(seed=3)
+        model.compile("ce", SGD(0.1, momentum=0.9))
+        return model.fit(x, y, epochs=2, batch_size=8, verbose=0), model
+    (h1, m1), (h2, m2) = run(), run()
+    assert h1["train_loss"] == h2["train_loss"]
+    for p, q in zip(m1.params, m2.params):
+        np.testing.assert_array_equal(p.value, q.value)
+
+
+def test_fit_rejects_bad_inputs(rng):
+    model = L.lenet5()
+    model.compile("ce", SGD(0.1))
+    x, y = small_batch(rng)
+    with pytest.raises(ValueError, match="model expects"):
+        model.fit(x[:, :, :20], y, verbose=0)
+    with pytest.raises(ValueError, match="labels must have shape"):
+        model.fit(x, y[:3], verbose=0)
+    with pytest.raises(ValueError, match="labels must be integers in"):
+        model.fit(x, y + 10, verbose=0)
+    with pytest.raises(RuntimeError, match="compile"):
+        L.lenet5().train_step(x, y)
+
+
+def test_backend_choice_errors(monkeypatch):
+    from lenet_gpu import backend
+    with pytest.raises(backend.BackendError, match="unknown backend"):
+        backend.resolve_backend("tpu")
+    if not backend.gpu_available():
+        with pytest.raises(backend.BackendError, match="no usable CUDA GPU"):
+            backend.resolve_backend("cupy")
+        monkeypatch.setenv("LENET_GPU_BACKEND", "cupy")
+        with pytest.raises(backend.BackendError):
+            backend.resolve_backend(None)
+        assert backend.resolve_backend("auto") == "numpy"
