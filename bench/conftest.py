@@ -16,9 +16,10 @@ def pytest_terminal_summary(terminalreporter):
     if not RESULTS:
         return
     groups = sorted({g for g, _ in RESULTS}, key=str)
-    impls = sorted({i for _, i in RESULTS})
+    # the reference (PyTorch/cuDNN) first, so the ratios read "ours / reference"
+    impls = sorted({i for _, i in RESULTS}, key=lambda i: (not i.startswith(("torch", "cudnn")), i))
     tr = terminalreporter
-    tr.section("mean seconds and ratios to the first implementation listed")
+    tr.section("mean seconds, and each implementation's time divided by the reference's (first column)")
     base = impls[0]
     tr.write_line(" | ".join(["group"] + impls + [f"{i}/{base}" for i in impls[1:]]))
     for g in groups:

@@ -175,7 +175,11 @@ class Sequential:
         """
         if int(batch_size) < 1 or int(epochs) < 0:
             raise ValueError(f"batch_size must be >= 1 and epochs >= 0, got {batch_size}, {epochs}")
+        if self.backend == "numpy":
+            backend.tune_cpu_allocator()
         xd, yd = self._device_data(x, y)
+        if validation_data is not None:       # moved to the device once, not every epoch
+            validation_data = self._device_data(*validation_data)
         n = xd.shape[0]
         xp = backend.get_array_module(xd)
         rng = np.random.default_rng(self.seed if seed is None else seed)

@@ -31,11 +31,28 @@ _FORWARD = {
     "softmax": _softmax,
 }
 
+def _tanh_backward(xp, y, g, a2=1.0, scale=1.0):
+    """g * scale * (a2 - y^2), in one buffer: large temporaries cost more than the maths."""
+    t = xp.multiply(y, y)
+    xp.subtract(a2, t, out=t)
+    t *= g
+    if scale != 1.0:
+        t *= scale
+    return t
+
+
+def _sigmoid_backward(xp, y, g):
+    t = xp.subtract(1, y)
+    t *= y
+    t *= g
+    return t
+
+
 _BACKWARD = {  # (xp, y, g) -> dL/dx
-    "tanh": lambda xp, y, g: g * (1 - y * y),
-    "scaled_tanh": lambda xp, y, g: g * ((S / A) * (A * A - y * y)),
+    "tanh": _tanh_backward,
+    "scaled_tanh": lambda xp, y, g: _tanh_backward(xp, y, g, A * A, S / A),
     "relu": lambda xp, y, g: g * (y > 0),
-    "sigmoid": lambda xp, y, g: g * (y * (1 - y)),
+    "sigmoid": _sigmoid_backward,
     "softmax": lambda xp, y, g: y * (g - (g * y).sum(axis=-1, keepdims=True)),
 }
 

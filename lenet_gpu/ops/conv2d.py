@@ -65,7 +65,11 @@ def _masked(W, table):
 def _forward_cpu(x, W, b, stride, pad, table, OH, OW):
     N, C, H, Wd = x.shape
     K, _, KH, KW = W.shape
-    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad))) if pad else x
+    if pad:
+        xp = np.zeros((N, C, H + 2 * pad, Wd + 2 * pad), dtype=x.dtype)
+        xp[:, :, pad:pad + H, pad:pad + Wd] = x
+    else:
+        xp = x
     # windows[n, c, oh, ow, i, j] = xp[n, c, oh*stride + i, ow*stride + j]  (a view, no copy)
     windows = sliding_window_view(xp, (KH, KW), axis=(2, 3))[:, :, ::stride, ::stride][:, :, :OH, :OW]
     # cols[(c, i, j), (n, oh, ow)]: rows follow W's layout, the long axis stays innermost

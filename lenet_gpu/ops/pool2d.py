@@ -80,7 +80,8 @@ def _backward_cpu(dy, cache):
     OH, OW = dy.shape[2], dy.shape[3]
     if mode == "avg" and k == stride:
         g = np.repeat(dy * (1.0 / (k * k)), k, axis=3)            # (N, C, OH, OW*k)
-        dx = np.zeros((N, C, H, W), dtype=dy.dtype)
+        exact = OH * k == H and OW * k == W                       # no leftover rows/columns
+        dx = (np.empty if exact else np.zeros)((N, C, H, W), dtype=dy.dtype)
         dx[:, :, :OH * k, :OW * k].reshape(N, C, OH, k, OW * k)[...] = g[:, :, :, None]
         return dx
     dx = np.zeros((N, C, H, W), dtype=dy.dtype)
