@@ -46,6 +46,7 @@ def test_refuses_to_overwrite_a_run(mnist_dir, tmp_path):
         train(mnist_dir, tmp_path / "run")
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # overflow is the point
 def test_nan_loss_stops_with_message_and_keeps_last_good_model(mnist_dir, tmp_path, capsys):
     code = train(mnist_dir, tmp_path / "run", "--loss", "mse", "--activation", "relu",
                  "--lr", "1e9")
