@@ -48,6 +48,28 @@ JSON="${JSON:-$REPO/bench/bench-$(date +%Y%m%d-%H%M%S).json}"
 "$PY" -m pytest bench/bench_kernels.py -q -p no:cacheprovider --benchmark-json="$JSON" \
     --benchmark-columns=median,iqr,rounds --benchmark-sort=name || status=1
 
+echo "== baseline training on the GPU vs the NumPy run (issue 3, must-show 3)"
+# Needs MNIST in .data/mnist (copy ../shared/data/mnist/*.gz there and carry .data). Skipped
+# with GPU_CHECK_TRAIN=0. The NumPy reference: docs/runs/2026-11-23-cpu/baseline.json (0.93%).
+if [ "${GPU_CHECK_TRAIN:-1}" != 0 ] && [ -f "$REPO/.data/mnist/t10k-labels-idx1-ubyte.gz" ]; then
+    RUN="${OUT:-$REPO/runs}/gpu-baseline"
+    "$PY" -m lenet_gpu train --data "$REPO/.data/mnist" --activation tanh --loss mse --lr 0.1 \
+        --batch-size 20 --epochs "${GPU_CHECK_EPOCHS:-20}" --seed 0 --backend cupy --out "$RUN" \
+        --overwrite --quiet || status=1
+    "$PY" - "$RUN/metrics.json" "$REPO/docs/runs/2026-11-23-cpu/baseline.json" <<'PYEOF' || status=1
+import json, sys
+gpu, cpu = (json.load(open(p)) for p in sys.argv[1:3])
+n = len(gpu["epochs"])
+g, c = gpu["epochs"][-1]["test_error_pct"], cpu["epochs"][n - 1]["test_error_pct"]
+s = sum(e["seconds"] for e in gpu["epochs"]) / n
+print(f"cupy: test error {g:.2f}% after {n} epochs ({s:.2f} s/epoch on {gpu['device']}); "
+      f"numpy reference after {n} epochs: {c:.2f}%; difference {g - c:+.2f} points")
+sys.exit(0 if abs(g - c) <= 0.1 or n < 20 else 1)
+PYEOF
+else
+    echo "skipped (no .data/mnist, or GPU_CHECK_TRAIN=0)"
+fi
+
 echo "== summary ($JSON)"
 if [ -f "$JSON" ]; then
     "$PY" bench/summarize.py "$JSON" || status=1

@@ -1,4 +1,4 @@
-"""The `lenet-gpu` command line: train, evaluate, bench, info."""
+"""The `lenet-gpu` command line: train, evaluate, study, bench, info."""
 import argparse
 import json
 import os
@@ -153,6 +153,11 @@ def cmd_bench(args):
     return 0
 
 
+def cmd_study(args):
+    from .study import run_study
+    return run_study(args, main)
+
+
 def cmd_info(args):
     print(f"lenet-gpu {__version__}, numpy {np.__version__}")
     if backend.gpu_available():
@@ -218,6 +223,24 @@ def make_parser():
     b.add_argument("--steps", type=int, default=50)
     b.set_defaults(func=cmd_bench)
 
+    from .study import CONFIGS
+    s = sub.add_parser("study", help="the C++ version's six configurations x several seeds, one report")
+    s.add_argument("--data", metavar="DIR", help="as for train")
+    s.add_argument("--backend", choices=backend.BACKENDS, default=None)
+    s.add_argument("--seeds", type=int, default=3, help="number of seeds per configuration")
+    s.add_argument("--seed0", type=int, default=0, help="first seed")
+    s.add_argument("--epochs", type=int, default=20)
+    s.add_argument("--batch-size", type=int, default=20, metavar="B")
+    s.add_argument("--configs", nargs="+", default=list(CONFIGS), metavar="NAME",
+                   help=f"subset of: {' '.join(CONFIGS)}")
+    s.add_argument("--out", required=True, metavar="STUDY_DIR")
+    s.add_argument("--notes", metavar="FILE", help="markdown put into REPORT.md as its discussion")
+    s.add_argument("--train-limit", type=int, default=None, metavar="N",
+                   help="train each cell on the first N images only (quick checks)")
+    s.add_argument("--report-only", action="store_true",
+                   help="train nothing; gather the finished cells into the report")
+    s.set_defaults(func=cmd_study, argv=None)
+
     i = sub.add_parser("info", help="versions and the GPU found")
     i.set_defaults(func=cmd_info)
     return p
@@ -225,7 +248,9 @@ def make_parser():
 
 def main(argv=None):
     args = make_parser().parse_args(argv)
-    for name in ("batch_size", "epochs", "steps"):
+    if args.command == "study" and args.argv is None:
+        args.argv = list(sys.argv[1:] if argv is None else argv)
+    for name in ("batch_size", "epochs", "steps", "seeds"):
         if getattr(args, name, 1) is not None and getattr(args, name, 1) < 1:
             raise SystemExit(f"error: --{name.replace('_', '-')} must be >= 1")
     try:
