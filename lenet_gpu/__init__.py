@@ -7,3 +7,7 @@ from .models import lenet5, mlp
 from .optim import SGD, Adam
 
 __version__ = "0.1.0"
+
+__all__ = ["BackendError", "get_backend", "gpu_available", "set_backend", "to_cpu", "to_gpu",
+           "Activation", "AvgPool2D", "BatchNorm", "Conv2D", "Dense", "Flatten", "MaxPool2D",
+           "Pool2D", "c3_table", "Sequential", "TrainingDiverged", "lenet5", "mlp", "SGD", "Adam"]

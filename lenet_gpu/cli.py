@@ -3,12 +3,12 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 
 import numpy as np
 
 from . import __version__, backend
+from .atomic import atomic_write
 from .data import DataError, load_mnist, preprocess
 from .layers import INITIALIZERS
 from .model import Sequential, TrainingDiverged
@@ -23,17 +23,7 @@ DEFAULT_LR = {("sgd", "mse"): 0.5, ("sgd", "ce"): 0.1, ("momentum", "mse"): 0.05
 
 
 def write_json(path, obj):
-    """Write JSON atomically: a crash leaves the previous file, never half of a new one."""
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=d)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    atomic_write(path, json.dumps(obj, indent=2) + "\n")
 
 
 def _select_backend(name):

@@ -10,12 +10,13 @@ import gzip
 import hashlib
 import http.client
 import os
-import tempfile
 import urllib.request
 import zlib
 from pathlib import Path
 
 import numpy as np
+
+from .atomic import atomic_write
 
 __all__ = [
     "DataError",
@@ -242,23 +243,6 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write via a temp file in the same directory, fsync, then rename over `path`."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def _fetch(url: str, timeout: float) -> bytes:
     req = urllib.request.Request(url, headers={"User-Agent": "lenet-gpu (python urllib)"})
     with urllib.request.urlopen(req, timeout=timeout) as resp:
@@ -312,7 +296,7 @@ def download_mnist(dest=None, mirrors=None, timeout: float = 30.0, log=print) ->
                     # Keep the .gz as downloaded; a raw file being replaced stays raw.
                     data = gz if target.name.endswith(".gz") else content
                     try:
-                        _write_atomic(target, data)
+                        atomic_write(target, data)
                     except OSError as e:
                         raise DataError(f"{target}: cannot write file ({e})") from e
                     log(f"{name}: saved {target} (sha256 ok)")

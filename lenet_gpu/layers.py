@@ -66,11 +66,10 @@ def c3_table():
 class Layer:
     params = ()        # list of Param once built
     buffers = {}       # name -> array: non-trainable state that is saved (running stats)
+    built = False      # layers without parameters set this True
 
     def build(self, rng, dtype=np.float32, backend_name="numpy"):
         self.built = True
-
-    built = False
 
     def config(self):
         """Constructor keyword arguments that rebuild this layer (JSON-serialisable)."""

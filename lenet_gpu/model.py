@@ -13,12 +13,13 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 
 import numpy as np
 
 from . import backend
+from .atomic import atomic_write
+from .data import batches
 from .layers import LAYERS, Activation, Layer
 from .ops.losses import LOSSES, mse, softmax_cross_entropy
 from .optim import Optimizer
@@ -86,7 +87,8 @@ class Sequential:
         self.backend = backend.resolve_backend(backend_name)
         for layer in self.layers:
             layer.to(self.backend)
-        self.optimizer and self.optimizer.state.clear()
+        if self.optimizer is not None:
+            self.optimizer.state.clear()
         return self
 
     def summary(self, file=None):
@@ -189,15 +191,13 @@ class Sequential:
         for epoch in range(1, int(epochs) + 1):
             snapshot = self._snapshot()
             t0 = time.perf_counter()
-            order = rng.permutation(n) if shuffle else np.arange(n)
             loss_sum, correct = xp.zeros((), np.float64), xp.zeros((), np.int64)
-            batches = range(0, n, int(batch_size))
+            steps = batches(n, int(batch_size), rng if shuffle else None)
             if verbose == 1:
                 from tqdm.auto import tqdm
-                batches = tqdm(batches, desc=f"epoch {epoch}/{epochs}", unit="batch", leave=True,
-                               file=sys.stderr)
-            for start in batches:
-                idx = order[start:start + int(batch_size)]
+                steps = tqdm(steps, total=-(-n // int(batch_size)), desc=f"epoch {epoch}/{epochs}",
+                             unit="batch", leave=True, file=sys.stderr)
+            for idx in steps:
                 if xp is not np:
                     idx = xp.asarray(idx)
                 loss, c = self.train_step(xd[idx], yd[idx])
@@ -275,18 +275,7 @@ class Sequential:
                 arrays[f"layers.{i}.{p.name}"] = backend.to_cpu(p.value)
             for name, b in layer.buffers.items():
                 arrays[f"layers.{i}.{name}"] = backend.to_cpu(b)
-        d = os.path.dirname(os.path.abspath(path))
-        os.makedirs(d, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=d)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        atomic_write(path, lambda f: np.savez(f, **arrays))
         return path
 
     @classmethod

@@ -12,6 +12,8 @@ import shlex
 import sys
 import time
 
+from .atomic import atomic_write
+
 # name -> (description, train options). SGD, batch 20, 20 epochs, as in the C++ version's study.
 # Its lr 0.5 for the MSE runs is lr 0.1 in our units (see README, "MSE and learning rates");
 # it gave no lr for the cross-entropy runs: 0.1 beat 0.05 for ReLU + CE over 3 epochs (1.13% vs
@@ -156,7 +158,7 @@ def write_report(args, study, path, notes=None):
         lines += [c["command"][str(s)] for s in study["seeds"]]
     lines += ["```", "", "The whole study, resuming where it stopped: `lenet-gpu " + shlex.join(
         [a for a in args.argv if a != "--quiet"]) + "`", ""]
-    _atomic_write(path, "\n".join(lines))
+    atomic_write(path, "\n".join(lines))
 
 
 def plot(study, out_dir):
@@ -199,13 +201,6 @@ def plot(study, out_dir):
     return paths
 
 
-def _atomic_write(path, text):
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def run_study(args, train):
     """train(argv) -> exit status runs one cell (the CLI's main)."""
     args.seed_list = list(range(args.seed0, args.seed0 + args.seeds))
@@ -229,7 +224,7 @@ def run_study(args, train):
                 print(f"[study] {name} seed {seed}: final test error "
                       f"{m['epochs'][-1]['test_error_pct']:.2f}%", file=sys.stderr, flush=True)
     study = summarize(args, cells)
-    _atomic_write(os.path.join(args.out, "study.json"), json.dumps(study, indent=2) + "\n")
+    atomic_write(os.path.join(args.out, "study.json"), json.dumps(study, indent=2) + "\n")
     plot(study, args.out)
     notes = open(args.notes).read() if args.notes else None
     write_report(args, study, os.path.join(args.out, "REPORT.md"), notes)

@@ -1,6 +1,5 @@
 """The command line, end to end on a small slice of the real MNIST files."""
 import json
-import os
 import subprocess
 import sys
 

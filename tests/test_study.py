@@ -1,7 +1,7 @@
 """`lenet-gpu study`: cells, resume, report."""
 import json
 
-from lenet_gpu import cli, study
+from lenet_gpu import cli
 
 
 def run(mnist_dir, out, *extra):

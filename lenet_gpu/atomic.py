@@ -1,0 +1,29 @@
+"""Atomic file writes: a crash or an error never leaves a half-written file in place of a good one."""
+import os
+import tempfile
+
+
+def atomic_write(path, content):
+    """Write `content` (bytes, str, or a function that writes to a binary file object) to `path`:
+    into a temp file in the same directory, fsync, then rename over `path`. On any failure the
+    previous file is untouched and the temp file is removed."""
+    path = os.fspath(path)
+    d = os.path.dirname(os.path.abspath(path))
+    os.makedirs(d, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".part", dir=d)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if callable(content):
+                content(f)
+            else:
+                f.write(content.encode() if isinstance(content, str) else content)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
