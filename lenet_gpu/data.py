@@ -1,4 +1,4 @@
-"""MNIST data: IDX reader, dataset directory resolution, verified download, batching.
+"""MNIST data: IDX reader, dataset directory resolution, verified download, preprocessing.
 
 Standard library + NumPy only. Every problem with a data file or directory raises
 `DataError` with a message that names the file and says what is wrong.
@@ -31,7 +31,6 @@ __all__ = [
     "download_mnist",
     "preprocess",
     "one_hot",
-    "batches",
 ]
 
 
@@ -352,17 +351,3 @@ def one_hot(labels, num_classes: int = 10, dtype=np.float32) -> np.ndarray:
             f"labels must lie in 0..{num_classes - 1}, got {labels.min()}..{labels.max()}"
         )
     return np.eye(num_classes, dtype=dtype)[labels]
-
-
-def batches(n: int, batch_size: int, rng=None):
-    """Index arrays covering range(n) in batches of batch_size (last one may be shorter).
-
-    Shuffled with `rng` (a numpy Generator, or a seed) if given, in order if None.
-    """
-    if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    order = np.arange(n) if rng is None else np.random.default_rng(rng).permutation(n)
-    # Validation above runs at call time; only the slicing is lazy.
-    return (order[i : i + batch_size] for i in range(0, n, batch_size))

@@ -19,7 +19,6 @@ import numpy as np
 
 from . import backend
 from .atomic import atomic_write
-from .data import batches
 from .layers import LAYERS, Activation, Layer
 from .ops.losses import LOSSES, mse, softmax_cross_entropy
 from .optim import Optimizer
@@ -192,14 +191,15 @@ class Sequential:
             snapshot = self._snapshot()
             t0 = time.perf_counter()
             loss_sum, correct = xp.zeros((), np.float64), xp.zeros((), np.int64)
-            steps = batches(n, int(batch_size), rng if shuffle else None)
+            # the epoch's order goes to the device once: no host synchronisation per batch
+            order = xp.asarray(rng.permutation(n) if shuffle else np.arange(n))
+            starts = range(0, n, int(batch_size))
             if verbose == 1:
                 from tqdm.auto import tqdm
-                steps = tqdm(steps, total=-(-n // int(batch_size)), desc=f"epoch {epoch}/{epochs}",
-                             unit="batch", leave=True, file=sys.stderr)
-            for idx in steps:
-                if xp is not np:
-                    idx = xp.asarray(idx)
+                starts = tqdm(starts, desc=f"epoch {epoch}/{epochs}", unit="batch", leave=True,
+                              file=sys.stderr)
+            for start in starts:
+                idx = order[start:start + int(batch_size)]
                 loss, c = self.train_step(xd[idx], yd[idx])
                 loss_sum += loss * len(idx)
                 correct += c

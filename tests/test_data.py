@@ -16,7 +16,6 @@ import pytest
 from lenet_gpu import data
 from lenet_gpu.data import (
     DataError,
-    batches,
     default_data_dir,
     download_mnist,
     find_idx,
@@ -445,18 +444,3 @@ def test_one_hot():
         one_hot([10])
     with pytest.raises(ValueError, match="0..9"):
         one_hot([-1])
-
-
-def test_batches():
-    got = list(batches(10, 4))
-    assert [b.tolist() for b in got] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
-    shuffled = list(batches(103, 10, np.random.default_rng(7)))
-    assert [len(b) for b in shuffled] == [10] * 10 + [3]
-    flat = np.concatenate(shuffled)
-    assert sorted(flat.tolist()) == list(range(103))
-    assert flat.tolist() != list(range(103))
-    again = np.concatenate(list(batches(103, 10, np.random.default_rng(7))))
-    np.testing.assert_array_equal(flat, again)
-    assert list(batches(0, 4)) == []
-    with pytest.raises(ValueError, match="batch_size"):
-        batches(10, 0)
