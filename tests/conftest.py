@@ -24,3 +24,11 @@ def mnist_dir():
             not (Path(d) / "train-images-idx3-ubyte").exists():
         pytest.skip(f"MNIST not found in {d}; set LENET_GPU_DATA")
     return d
+
+
+@pytest.fixture(autouse=True, scope="session")
+def numpy_backend_by_default():
+    """The suite tests the NumPy reference unless a test moves a model to the GPU itself
+    (`auto` would otherwise build every model on the GPU of a GPU machine)."""
+    from lenet_gpu import backend
+    backend.set_backend("numpy")
