@@ -9,17 +9,42 @@ import numpy as np
 
 from . import __version__, backend
 from .atomic import atomic_write
+from .augment import KINDS as AUGMENT_KINDS, make_augment
 from .data import DataError, load_mnist, preprocess
 from .layers import INITIALIZERS
 from .model import Sequential, TrainingDiverged
-from .models import lenet5, mlp
+from .models import lenet5, lenet5_paper, mlp
 from .ops.activations import ACTIVATIONS
 from .optim import make_optimizer
 
 # Default learning rates when --lr is not given: (optimizer, loss) -> lr
 DEFAULT_LR = {("sgd", "mse"): 0.5, ("sgd", "ce"): 0.1, ("momentum", "mse"): 0.05,
               ("momentum", "ce"): 0.01, ("nesterov", "mse"): 0.05, ("nesterov", "ce"): 0.01,
-              ("adam", "mse"): 1e-3, ("adam", "ce"): 1e-3}
+              ("adam", "mse"): 1e-3, ("adam", "ce"): 1e-3,
+              ("sgd", "paper"): 0.01, ("momentum", "paper"): 0.005, ("nesterov", "paper"): 0.005,
+              ("adam", "paper"): 1e-3,
+              # sdlm: --lr multiplies the paper's per-pass schedule (1 = the paper's rates)
+              ("sdlm", "mse"): 1.0, ("sdlm", "ce"): 1.0, ("sdlm", "paper"): 1.0}
+
+
+def resolve_paper_options(args):
+    """--model lenet5-paper implies --loss paper --scale paper --pad 2; a conflicting value given
+    on the command line is an error rather than silently replaced. Other models keep the old
+    defaults (ce, unit, 0) and cannot take --loss paper (it needs an RBF output)."""
+    if args.model == "lenet5-paper":
+        implied = {"loss": "paper", "scale": "paper", "pad": 2}
+        for name, value in implied.items():
+            given = getattr(args, name)
+            if given is not None and given != value:
+                raise ValueError(f"--model lenet5-paper implies --{name} {value}; got --{name} {given}")
+            setattr(args, name, value)
+        return
+    if args.loss == "paper":
+        raise ValueError(f"--loss paper needs an RBF output layer: use --model lenet5-paper, "
+                         f"not --model {args.model}")
+    args.loss = args.loss or "ce"
+    args.scale = args.scale or "unit"
+    args.pad = 0 if args.pad is None else args.pad
 
 
 def write_json(path, obj):
@@ -33,6 +58,8 @@ def _select_backend(name):
 
 
 def build_model(args):
+    if args.model == "lenet5-paper":
+        return lenet5_paper(seed=args.seed)
     output = "softmax" if args.loss == "ce" else ("tanh" if "tanh" in args.activation else None)
     kw = dict(activation=args.activation, output=output, batchnorm=args.batchnorm,
               init=args.init, input_shape=(1, 28 + 2 * args.pad, 28 + 2 * args.pad), seed=args.seed)
@@ -54,6 +81,7 @@ def cmd_train(args):
     if not args.overwrite and (os.path.exists(metrics_path) or os.path.exists(model_path)):
         raise SystemExit(f"error: {out} already holds a run (metrics.json/model.npz); "
                          "choose another --out or pass --overwrite")
+    resolve_paper_options(args)
     if args.lr is None:
         args.lr = DEFAULT_LR[(args.optimizer, args.loss)]
     x_train, y_train, x_test, y_test = load_data(args)
@@ -63,7 +91,8 @@ def cmd_train(args):
 
     model = build_model(args)
     model.meta["preprocessing"] = prep
-    model.compile(args.loss, make_optimizer(args.optimizer, args.lr, args.weight_decay, args.momentum))
+    model.compile(args.loss, make_optimizer(args.optimizer, args.lr, args.weight_decay, args.momentum,
+                                            batch_size=args.batch_size, seed=args.seed))
     if not args.quiet:
         model.summary(file=sys.stderr)
     os.makedirs(out, exist_ok=True)
@@ -81,7 +110,8 @@ def cmd_train(args):
     try:
         model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
                   validation_data=(x_test, y_test), seed=args.seed,
-                  verbose=0 if args.quiet else None, callback=checkpoint)
+                  verbose=0 if args.quiet else None, callback=checkpoint,
+                  augment=make_augment(args.augment))
     except TrainingDiverged as e:
         report["diverged_in_epoch"] = e.epoch
         model.save(model_path)
@@ -117,6 +147,35 @@ def cmd_evaluate(args):
     else:
         print(f"test error {result['error_pct']:.2f}% ({result['errors']} of {result['n']}), "
               f"{model.loss} loss {result['loss']:.4f}")
+    return 0
+
+
+def cmd_show_augment(args):
+    """A PNG grid: each row one training digit, first column the original, then distortions."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise SystemExit("error: show-augment needs matplotlib: pip install 'lenet-gpu[plot]'") from None
+    x_train, _, _, _ = load_mnist(args.data, download=args.download)
+    x = preprocess(x_train[:args.rows], scale="paper", pad=2)     # the paper's 32x32 frame
+    augment = make_augment(args.augment) or (lambda xb, rng: xb)
+    rng = np.random.default_rng(args.seed)
+    columns = [x] + [augment(x, rng) for _ in range(args.cols)]
+    fig, axes = plt.subplots(args.rows, len(columns), figsize=(len(columns), args.rows), squeeze=False)
+    for i in range(args.rows):
+        for j, col in enumerate(columns):
+            ax = axes[i][j]
+            ax.imshow(col[i, 0], cmap="gray_r", vmin=-0.1, vmax=1.175)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    axes[0][0].set_title("original", fontsize=8)
+    fig.suptitle(f"--augment {args.augment} (seed {args.seed})", fontsize=9)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    fig.savefig(args.out, dpi=80)
+    plt.close(fig)
+    print(f"wrote {args.out}")
     return 0
 
 
@@ -174,27 +233,42 @@ def make_parser():
 
     t = sub.add_parser("train", help="train a model on MNIST")
     common(t)
-    t.add_argument("--model", choices=("lenet5", "mlp"), default="lenet5")
+    t.add_argument("--model", choices=("lenet5", "lenet5-paper", "mlp"), default="lenet5",
+                   help="lenet5-paper: the 1998 network (trainable subsampling, C3 table, RBF "
+                        "output); it implies --loss paper --scale paper --pad 2 (32x32 inputs in "
+                        "[-0.1, 1.175]) and ignores --activation, --batchnorm, --pool, --c3-table, "
+                        "--init")
     t.add_argument("--activation", choices=[a for a in ACTIVATIONS if a != "softmax"], default="tanh")
-    t.add_argument("--loss", choices=("mse", "ce"), default="ce")
+    t.add_argument("--loss", choices=("mse", "ce", "paper"), default=None,
+                   help="default ce; paper (the 1998 criterion on RBF penalties) for lenet5-paper")
     t.add_argument("--batchnorm", action="store_true")
     t.add_argument("--pool", choices=("avg", "max"), default="avg")
     t.add_argument("--c3-table", action="store_true", help="the paper's partial C3 connections")
     t.add_argument("--init", choices=tuple(INITIALIZERS), default=None,
                    help="default: he for relu, xavier otherwise")
     t.add_argument("--weight-decay", type=float, default=0.0, metavar="F", help="L2 lambda")
-    t.add_argument("--optimizer", choices=("sgd", "momentum", "nesterov", "adam"), default="sgd")
+    t.add_argument("--optimizer", choices=("sgd", "momentum", "nesterov", "adam", "sdlm"),
+                   default="sgd",
+                   help="sdlm: the paper's stochastic diagonal Levenberg-Marquardt (appendix C): "
+                        "per-weight steps eta/(0.02 + h), h re-estimated on 500 samples before "
+                        "each pass, eta from the paper's 20-pass schedule (0.0005 down to 0.00001)")
     t.add_argument("--lr", type=float, default=None, metavar="F",
-                   help="learning rate (default depends on optimizer and loss, e.g. sgd: 0.5 mse, 0.1 ce)")
+                   help="learning rate (default depends on optimizer and loss, e.g. sgd: 0.5 mse, "
+                        "0.1 ce); for sdlm a factor on the paper's schedule (default 1)")
     t.add_argument("--momentum", type=float, default=0.9)
     t.add_argument("--batch-size", type=int, default=20, metavar="B")
     t.add_argument("--epochs", type=int, default=20, metavar="N")
     t.add_argument("--seed", type=int, default=0, metavar="S")
-    t.add_argument("--scale", choices=("unit", "paper", "standard"), default="unit",
-                   help="pixel scaling: [0,1], the paper's [-0.1,1.175], or mean/std")
-    t.add_argument("--pad", type=int, default=0, help="pad the 28x28 images by this many pixels")
+    t.add_argument("--scale", choices=("unit", "paper", "standard"), default=None,
+                   help="pixel scaling: [0,1] (default), the paper's [-0.1,1.175], or mean/std")
+    t.add_argument("--pad", type=int, default=None,
+                   help="pad the 28x28 images by this many pixels (default 0)")
     t.add_argument("--train-limit", type=int, default=None, metavar="N",
                    help="train on the first N images only (quick checks)")
+    t.add_argument("--augment", choices=AUGMENT_KINDS, default="none",
+                   help="distort each training batch: affine (the paper's translations, scaling, "
+                        "squeezing, shearing) or elastic (Simard et al. 2003, sigma 4, alpha 34); "
+                        "computed on the CPU (CuPy batches go through the CPU)")
     t.add_argument("--out", metavar="RUN_DIR", help="default runs/<date-time>")
     t.add_argument("--overwrite", action="store_true", help="allow replacing a run in RUN_DIR")
     t.add_argument("--quiet", action="store_true", help="no summary, no per-epoch lines")
@@ -205,6 +279,16 @@ def make_parser():
     common(e)
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(func=cmd_evaluate)
+
+    a = sub.add_parser("show-augment", help="write a PNG grid of distorted training digits "
+                                            "(needs matplotlib)")
+    common(a)
+    a.add_argument("--augment", choices=AUGMENT_KINDS, default="elastic")
+    a.add_argument("--out", required=True, metavar="GRID.png")
+    a.add_argument("--rows", type=int, default=6, help="digits, one per row")
+    a.add_argument("--cols", type=int, default=8, help="distortions of each digit")
+    a.add_argument("--seed", type=int, default=0)
+    a.set_defaults(func=cmd_show_augment)
 
     b = sub.add_parser("bench", help="time training steps on random data")
     b.add_argument("--backend", choices=backend.BACKENDS, default=None)
@@ -240,12 +324,12 @@ def main(argv=None):
     args = make_parser().parse_args(argv)
     if args.command == "study" and args.argv is None:
         args.argv = list(sys.argv[1:] if argv is None else argv)
-    for name in ("batch_size", "epochs", "steps", "seeds"):
+    for name in ("batch_size", "epochs", "steps", "seeds", "rows", "cols"):
         if getattr(args, name, 1) is not None and getattr(args, name, 1) < 1:
             raise SystemExit(f"error: --{name.replace('_', '-')} must be >= 1")
     try:
         return args.func(args)
-    except (DataError, backend.BackendError, FileNotFoundError, ValueError) as e:
+    except (DataError, backend.BackendError, FileNotFoundError, ValueError, NotImplementedError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

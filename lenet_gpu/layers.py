@@ -4,24 +4,30 @@ A layer is created with its hyperparameters, then `build(rng, dtype, backend)` d
 parameters (Sequential.add does this with the model's seeded generator, so a seed fixes the
 whole network). `forward(x, training)` keeps what `backward(dy)` needs; `backward` fills each
 Param's `grad` and returns dL/dx. Shapes are per sample (no batch axis) in `output_shape`.
+`backward_hessian(d2y)` does the same for the diagonal Gauss-Newton second derivatives of the
+paper's SDLM (appendix C): it fills each Param's `hess` and returns d2L/dx^2.
 """
 import numpy as np
 
 from . import backend
-from .ops.activations import activation_backward, activation_forward, check_activation
+from .ops.activations import (activation_backward, activation_backward_hessian,
+                              activation_forward, check_activation)
 from .ops.batch_norm import batch_norm_backward, batch_norm_forward_infer, batch_norm_forward_train
-from .ops.conv2d import conv2d_backward, conv2d_forward
-from .ops.dense import dense_backward, dense_forward
-from .ops.pool2d import pool2d_backward, pool2d_forward
+from .ops.conv2d import conv2d_backward, conv2d_backward_hessian, conv2d_forward
+from .ops.dense import dense_backward, dense_backward_hessian, dense_forward
+from .ops.pool2d import pool2d_backward, pool2d_backward_hessian, pool2d_forward
+from .ops.rbf import rbf_backward, rbf_backward_hessian, rbf_forward
+from .ops.subsample import subsample_backward, subsample_backward_hessian, subsample_forward
 from .ops._shapes import out_size
 
 
 class Param:
-    """A trainable array and its gradient. `decay`: does L2 weight decay apply (weights only)."""
-    __slots__ = ("name", "value", "grad", "decay")
+    """A trainable array, its gradient and (for SDLM) its diagonal second derivative.
+    `decay`: does L2 weight decay apply (weights only)."""
+    __slots__ = ("name", "value", "grad", "hess", "decay")
 
     def __init__(self, name, value, decay):
-        self.name, self.value, self.grad, self.decay = name, value, None, decay
+        self.name, self.value, self.grad, self.hess, self.decay = name, value, None, None, decay
 
 
 # ---- initializers: (rng, shape, fan_in, fan_out) -> float64 numpy array ----------------------
@@ -86,6 +92,14 @@ class Layer:
 
     def backward(self, dy, need_dx=True):
         raise NotImplementedError
+
+    def backward_hessian(self, d2y, dy=None, need_dx=True):
+        """Diagonal Gauss-Newton second derivatives after a forward pass: fills Param.hess and
+        returns d2L/dx^2. `dy` (dL/d output) is given to the output layer only; the RBF layer
+        uses it for its own exact curvature."""
+        raise NotImplementedError(f"{type(self).__name__} has no second-derivative pass (SDLM "
+                                  "supports Conv2D, Subsampling, pooling, Dense, Flatten, "
+                                  "element-wise Activation and RBFOutput)")
 
     def to(self, backend_name):
         for p in self.params:
@@ -191,6 +205,13 @@ class Conv2D(Layer):
             self.params[1].grad = db
         return dx
 
+    def backward_hessian(self, d2y, dy=None, need_dx=True):
+        d2x, d2W, d2b = conv2d_backward_hessian(d2y, self._cache, need_dx)
+        self.params[0].hess = d2W
+        if self.bias:
+            self.params[1].hess = d2b
+        return d2x
+
 
 class Pool2D(Layer):
     def __init__(self, pool_size=2, stride=None, mode="avg"):
@@ -220,6 +241,9 @@ class Pool2D(Layer):
     def backward(self, dy, need_dx=True):
         return pool2d_backward(dy, self._cache)
 
+    def backward_hessian(self, d2y, dy=None, need_dx=True):
+        return pool2d_backward_hessian(d2y, self._cache)
+
 
 class AvgPool2D(Pool2D):
     def __init__(self, pool_size=2, stride=None):
@@ -235,6 +259,103 @@ class MaxPool2D(Pool2D):
 
     def config(self):
         return dict(pool_size=self.pool_size, stride=self.stride)
+
+
+class Subsampling(Layer):
+    """The paper's S2/S4: y = coef[c] * (sum of each k x k block) + bias[c], 2 parameters per map.
+
+    coef is drawn by `init` with fan-in k*k (the paper's U(+-2.4/4) for "lecun"); bias starts at 0.
+    The paper's squashing function follows as a separate Activation("scaled_tanh") layer.
+    """
+
+    def __init__(self, channels, size=2, init="lecun"):
+        self.channels, self.size, self.init = int(channels), int(size), init
+        if self.channels < 1 or self.size < 1:
+            raise ValueError(f"Subsampling needs channels >= 1 and size >= 1, got {channels}, {size}")
+        _initializer(init)
+
+    def config(self):
+        return dict(channels=self.channels, size=self.size, init=self.init)
+
+    def build(self, rng, dtype=np.float32, backend_name="numpy"):
+        C, k2 = self.channels, self.size ** 2
+        coef = _initializer(self.init)(rng, (C,), k2, 1)
+        self.params = [self._param("coef", coef, True, dtype, backend_name),
+                       self._param("bias", np.zeros(C), False, dtype, backend_name)]
+        self.built = True
+
+    def describe(self):
+        k = self.size
+        return f"Subsampling({self.channels} maps, {k}x{k} sum x coef + bias)"
+
+    def output_shape(self, in_shape):
+        if len(in_shape) != 3 or in_shape[0] != self.channels:
+            raise ValueError(f"{self!r} expects input (C={self.channels}, H, W), got {tuple(in_shape)}")
+        C, H, W = in_shape
+        if H < self.size or W < self.size:
+            raise ValueError(f"{self!r}: block does not fit input {H}x{W}")
+        return (C, H // self.size, W // self.size)
+
+    def forward(self, x, training=False):
+        self._require_built()
+        coef, bias = (p.value for p in self.params)
+        y, self._cache = subsample_forward(x, coef, bias, self.size)
+        return y
+
+    def backward(self, dy, need_dx=True):
+        dx, dcoef, dbias = subsample_backward(dy, self._cache)
+        self.params[0].grad, self.params[1].grad = dcoef, dbias
+        return dx
+
+    def backward_hessian(self, d2y, dy=None, need_dx=True):
+        d2x, d2coef, d2bias = subsample_backward_hessian(d2y, self._cache)
+        self.params[0].hess, self.params[1].hess = d2coef, d2bias
+        return d2x
+
+
+class RBFOutput(Layer):
+    """Euclidean RBF output units with fixed centres: y_i = sum_j (x_j - w_ij)^2.
+
+    The centres default to the +-1 digit bitmaps of lenet_gpu/digits.py (10 x 84). They are not
+    trained: they live in `buffers` (saved and loaded with the model), not in `params`. The
+    outputs are penalties (distances): the predicted class is the argmin, and the loss is
+    "paper" (see ops/losses.py).
+    """
+
+    def __init__(self, in_features=84, num_classes=10):
+        self.in_features, self.num_classes = int(in_features), int(num_classes)
+        if (self.in_features, self.num_classes) != (84, 10):
+            raise ValueError("RBFOutput's digit centres are 10 bitmaps of 7x12 = 84 values; "
+                             f"got in_features={in_features}, num_classes={num_classes}")
+
+    def config(self):
+        return dict(in_features=self.in_features, num_classes=self.num_classes)
+
+    def build(self, rng, dtype=np.float32, backend_name="numpy"):
+        from .digits import rbf_centres
+        self.buffers = {"centres": backend.to_backend(rbf_centres(dtype), backend_name)}
+        self.built = True
+
+    def describe(self):
+        return f"RBFOutput({self.in_features}->{self.num_classes}, fixed 7x12 digit centres)"
+
+    def output_shape(self, in_shape):
+        if tuple(in_shape) != (self.in_features,):
+            raise ValueError(f"{self!r} expects input ({self.in_features},), got {tuple(in_shape)}")
+        return (self.num_classes,)
+
+    def forward(self, x, training=False):
+        self._require_built()
+        y, self._cache = rbf_forward(x, self.buffers["centres"])
+        return y
+
+    def backward(self, dy, need_dx=True):
+        return rbf_backward(dy, self._cache)
+
+    def backward_hessian(self, d2y, dy=None, need_dx=True):
+        if dy is None:
+            raise ValueError("RBFOutput.backward_hessian needs dy, the loss gradient at its output")
+        return rbf_backward_hessian(d2y, dy, self._cache)
 
 
 class Dense(Layer):
@@ -274,6 +395,13 @@ class Dense(Layer):
             self.params[1].grad = db
         return dx
 
+    def backward_hessian(self, d2y, dy=None, need_dx=True):
+        d2x, d2W, d2b = dense_backward_hessian(d2y, self._cache, need_dx)
+        self.params[0].hess = d2W
+        if self.bias:
+            self.params[1].hess = d2b
+        return d2x
+
 
 class Flatten(Layer):
     built = True
@@ -287,6 +415,9 @@ class Flatten(Layer):
 
     def backward(self, dy, need_dx=True):
         return dy.reshape(self._shape)
+
+    def backward_hessian(self, d2y, dy=None, need_dx=True):
+        return d2y.reshape(self._shape)
 
 
 class Activation(Layer):
@@ -305,6 +436,9 @@ class Activation(Layer):
 
     def backward(self, dy, need_dx=True):
         return activation_backward(self.name, dy, self._y)
+
+    def backward_hessian(self, d2y, dy=None, need_dx=True):
+        return activation_backward_hessian(self.name, d2y, self._y)
 
 
 class BatchNorm(Layer):
@@ -349,4 +483,5 @@ class BatchNorm(Layer):
 
 
 LAYERS = {cls.__name__: cls for cls in
-          (Conv2D, Pool2D, AvgPool2D, MaxPool2D, Dense, Flatten, Activation, BatchNorm)}
+          (Conv2D, Pool2D, AvgPool2D, MaxPool2D, Subsampling, Dense, Flatten, Activation,
+           BatchNorm, RBFOutput)}

@@ -8,6 +8,9 @@
 With loss "ce" the network's output is taken as logits; a final Activation("softmax") is then
 skipped in training and fused into the loss (log-sum-exp), and applied by `predict`.
 With loss "mse" the targets are one-hot vectors (0/1) of the labels.
+With loss "paper" (LeCun et al. 1998, eq. 9) the outputs are penalties, e.g. the distances of an
+RBFOutput layer: the predicted class is the *smallest* output (argmin), in training, evaluate
+and for users of `predict` (which returns the penalties themselves).
 """
 import json
 import math
@@ -20,7 +23,7 @@ import numpy as np
 from . import backend
 from .atomic import atomic_write
 from .layers import LAYERS, Activation, Layer
-from .ops.losses import LOSSES, mse, softmax_cross_entropy
+from .ops.losses import LOSSES, loss_hessian_diagonal, mse, paper_loss, softmax_cross_entropy
 from .optim import Optimizer
 
 FORMAT = "lenet-gpu/1"
@@ -66,7 +69,10 @@ class Sequential:
             shape = layer.output_shape(shape)
         return shape
 
-    def compile(self, loss="ce", optimizer=None):
+    def compile(self, loss=None, optimizer=None):
+        """loss: "ce", "mse" or "paper"; None keeps the model's own (lenet5_paper sets "paper"),
+        else "ce"."""
+        loss = loss or self.loss or "ce"
         if loss not in LOSSES:
             raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
         if optimizer is not None and not isinstance(optimizer, Optimizer):
@@ -128,6 +134,9 @@ class Sequential:
         """(loss, dL/dout, number of correct predictions) as arrays on the device."""
         if self.loss == "ce":
             loss, grad = softmax_cross_entropy(out, labels)
+        elif self.loss == "paper":
+            loss, grad = paper_loss(out, labels)
+            return loss, grad, (out.argmin(axis=1) == labels).sum()   # penalties: smallest wins
         else:
             xp = backend.get_array_module(out)
             target = xp.zeros_like(out)
@@ -135,6 +144,29 @@ class Sequential:
             loss, grad = mse(out, target)
         correct = (out.argmax(axis=1) == labels).sum()
         return loss, grad, correct
+
+    def hessian_diagonal(self, x, labels, batch_size=100):
+        """Diagonal Gauss-Newton estimate of d2E/dw^2 for every parameter, E the mean loss over
+        the samples (x, labels) (device arrays): the paper's h_kk (appendix C), averaged over
+        the samples. One list of arrays, in the order of `self.params`. Used by SDLM.
+        """
+        if self.loss is None:
+            raise RuntimeError("call model.compile(loss=...) before estimating second derivatives")
+        xp = backend.get_array_module(x)
+        n = x.shape[0]
+        total = [xp.zeros_like(p.value) for p in self.params]
+        layers = self.layers[:-1] if self._fused_softmax() else self.layers
+        for start in range(0, n, batch_size):
+            xb, yb = x[start:start + batch_size], labels[start:start + batch_size]
+            out = self.forward(xb, training=True, logits=True)
+            _, grad, _ = self._loss(out, yb)
+            d2 = loss_hessian_diagonal(self.loss, out, yb)
+            for i in range(len(layers) - 1, -1, -1):
+                d2 = layers[i].backward_hessian(d2, dy=grad if i == len(layers) - 1 else None,
+                                                need_dx=i > 0)
+            for t, p in zip(total, self.params):
+                t += p.hess * (xb.shape[0] / n)      # chunk mean -> mean over all n samples
+        return total
 
     def train_step(self, x, labels):
         """One forward, backward and update on a batch (device arrays) -> (loss, n_correct)."""
@@ -167,9 +199,11 @@ class Sequential:
 
     # ---- training and evaluation ---------------------------------------------------------
     def fit(self, x, y, epochs=1, batch_size=32, validation_data=None, shuffle=True, seed=None,
-            verbose=None, callback=None):
+            verbose=None, callback=None, augment=None):
         """Train; returns the history (a dict of lists, one entry per epoch).
 
+        augment(x_batch, rng) -> x_batch, e.g. augment.make_augment("elastic"), distorts each
+        training batch (with its own generator, seeded from `seed`).
         verbose: None = a progress bar on a terminal, a line per epoch otherwise; 0 = silent.
         callback(epoch, record, model) is called after every epoch (e.g. to save a checkpoint).
         Raises TrainingDiverged (with the last good weights restored) if the loss is not finite.
@@ -184,12 +218,15 @@ class Sequential:
         n = xd.shape[0]
         xp = backend.get_array_module(xd)
         rng = np.random.default_rng(self.seed if seed is None else seed)
+        aug_rng = np.random.default_rng([self.seed if seed is None else seed, 1]) if augment else None
         verbose = (1 if sys.stderr.isatty() else 2) if verbose is None else verbose
         history = {k: [] for k in ("epoch", "train_loss", "train_error_pct", "test_loss",
                                    "test_error_pct", "seconds")}
         for epoch in range(1, int(epochs) + 1):
             snapshot = self._snapshot()
             t0 = time.perf_counter()
+            if self.optimizer is not None:      # SDLM: learning rate and second derivatives
+                self.optimizer.start_epoch(epoch, self, xd, yd)
             loss_sum, correct = xp.zeros((), np.float64), xp.zeros((), np.int64)
             # the epoch's order goes to the device once: no host synchronisation per batch
             order = xp.asarray(rng.permutation(n) if shuffle else np.arange(n))
@@ -200,7 +237,8 @@ class Sequential:
                               file=sys.stderr)
             for start in starts:
                 idx = order[start:start + int(batch_size)]
-                loss, c = self.train_step(xd[idx], yd[idx])
+                xb = xd[idx] if augment is None else augment(xd[idx], aug_rng)
+                loss, c = self.train_step(xb, yd[idx])
                 loss_sum += loss * len(idx)
                 correct += c
             train_loss = float(loss_sum) / n        # the one host synchronisation of the epoch
@@ -252,7 +290,8 @@ class Sequential:
         return {"loss": float(loss_sum) / n, "error_pct": 100.0 * (1 - acc), "accuracy": acc, "n": n}
 
     def predict(self, x, batch_size=1000):
-        """Network outputs (class probabilities for a softmax model) as a NumPy array."""
+        """Network outputs as a NumPy array: class probabilities for a softmax model, penalties
+        (RBF distances) for a "paper" model, whose predicted class is then `.argmin(axis=1)`."""
         xd = self._device_data(x)
         outs = [backend.to_cpu(self.forward(xd[s:s + batch_size], training=False))
                 for s in range(0, xd.shape[0], batch_size)]

@@ -7,8 +7,11 @@ the gradient of lambda/2 * ||w||^2; biases and batch-norm parameters are not dec
     momentum:  v <- mu * v - lr * g;  w <- w + v      (nesterov: w <- w + mu * v - lr * g)
     Adam:      m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g^2
                w <- w - lr * m_hat / (sqrt(v_hat) + eps),  m_hat = m / (1-b1^t), v_hat = v / (1-b2^t)
+    SDLM:      w <- w - eta_t / (mu + h) * g         (LeCun et al. 1998, appendix C; see SDLM)
 The update is plain array maths, so it runs on NumPy and CuPy alike.
 """
+import numpy as np
+
 from .backend import get_array_module
 
 
@@ -32,6 +35,10 @@ class Optimizer:
 
     def _update(self, i, p, g):
         raise NotImplementedError
+
+    def start_epoch(self, epoch, model, x, y):
+        """Called by Sequential.fit before each pass (epoch counts from 1) with the device
+        training data. Nothing to do for SGD and Adam."""
 
     def config(self):
         return {"name": type(self).__name__.lower(), "lr": self.lr, "weight_decay": self.weight_decay}
@@ -89,12 +96,78 @@ class Adam(Optimizer):
         return {**super().config(), "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
 
 
-def make_optimizer(name, lr, weight_decay=0.0, momentum=0.9):
-    """The CLI's --optimizer: sgd | momentum | nesterov | adam."""
+# The paper's learning rates eta per pass (appendix C): 0.0005 for 2 passes, 0.0002 for 3,
+# 0.0001 for 3, 0.00005 for 4, then 0.00001.
+PAPER_SCHEDULE = ((2, 5e-4), (3, 2e-4), (3, 1e-4), (4, 5e-5))
+PAPER_FINAL_RATE = 1e-5
+
+
+def paper_rate(epoch):
+    """eta of the paper's schedule for pass `epoch` (1-based)."""
+    if epoch < 1:
+        raise ValueError(f"epochs count from 1, got {epoch}")
+    end = 0
+    for passes, rate in PAPER_SCHEDULE:
+        end += passes
+        if epoch <= end:
+            return rate
+    return PAPER_FINAL_RATE
+
+
+class SDLM(Optimizer):
+    """Stochastic diagonal Levenberg-Marquardt (LeCun et al. 1998, appendix C).
+
+    Each parameter w_k has its own step eta / (mu + h_kk), h_kk the diagonal Gauss-Newton
+    estimate of d2E/dw_k^2 (Sequential.hessian_diagonal). Before each pass, h is re-estimated
+    on `hessian_samples` random training samples (the paper: 500; we take their mean where the
+    paper keeps a running average over them) and eta follows the paper's schedule times
+    `lr_scale` (1 = the paper's rates). mu = 0.02 keeps the step bounded where h is small.
+
+    The paper updates after every sample. eta is per sample: with mini-batches of B samples and
+    the batch-mean gradient, the step is B * eta / (mu + h) (about B of the paper's steps), so
+    pass `batch_size`; B = 1 is the paper exactly.
+    """
+
+    def __init__(self, lr_scale=1.0, mu=0.02, batch_size=1, hessian_samples=500, seed=0,
+                 weight_decay=0.0):
+        super().__init__(paper_rate(1) * lr_scale, weight_decay)
+        if not mu > 0:
+            raise ValueError(f"mu must be > 0, got {mu}")
+        if int(batch_size) < 1 or int(hessian_samples) < 1:
+            raise ValueError(f"batch_size and hessian_samples must be >= 1, got {batch_size}, "
+                             f"{hessian_samples}")
+        self.lr_scale, self.mu = float(lr_scale), float(mu)
+        self.batch_size, self.hessian_samples = int(batch_size), int(hessian_samples)
+        self.rng = np.random.default_rng(seed)
+        self.h = None
+
+    def start_epoch(self, epoch, model, x, y):
+        self.lr = paper_rate(epoch) * self.lr_scale
+        n = x.shape[0]
+        pick = self.rng.choice(n, size=min(self.hessian_samples, n), replace=False)
+        pick = get_array_module(x).asarray(np.sort(pick))
+        self.h = model.hessian_diagonal(x[pick], y[pick])
+
+    def _update(self, i, p, g):
+        if self.h is None:
+            raise RuntimeError("SDLM has no second derivatives yet: train with Sequential.fit, or "
+                               "call optimizer.start_epoch(epoch, model, x, y) before train_step")
+        p.value -= (self.batch_size * self.lr) / (self.mu + self.h[i]) * g
+
+    def config(self):
+        return {**super().config(), "lr_scale": self.lr_scale, "mu": self.mu,
+                "batch_size": self.batch_size, "hessian_samples": self.hessian_samples}
+
+
+def make_optimizer(name, lr, weight_decay=0.0, momentum=0.9, batch_size=1, seed=0):
+    """The CLI's --optimizer: sgd | momentum | nesterov | adam | sdlm (lr scales the paper's
+    schedule; batch_size sets SDLM's per-sample step)."""
     if name == "sgd":
         return SGD(lr, weight_decay=weight_decay)
     if name in ("momentum", "nesterov"):
         return SGD(lr, momentum=momentum, nesterov=name == "nesterov", weight_decay=weight_decay)
     if name == "adam":
         return Adam(lr, weight_decay=weight_decay)
-    raise ValueError(f"unknown optimizer {name!r}; choose sgd, momentum, nesterov or adam")
+    if name == "sdlm":
+        return SDLM(lr, batch_size=batch_size, seed=seed, weight_decay=weight_decay)
+    raise ValueError(f"unknown optimizer {name!r}; choose sgd, momentum, nesterov, adam or sdlm")

@@ -72,3 +72,14 @@ def activation_forward(name, x):
 
 def activation_backward(name, dy, y):
     return _BACKWARD[name](get_array_module(dy), y, dy)
+
+
+def activation_backward_hessian(name, d2y, y):
+    """Gauss-Newton: d2x = f'(x)^2 d2y, ignoring f'' (the paper's appendix C). Element-wise
+    activations only; softmax has no diagonal form here."""
+    if name == "softmax":
+        raise ValueError("second derivatives through softmax are not supported; use loss 'ce' "
+                         "on the logits instead")
+    xp = get_array_module(d2y)
+    fprime = _BACKWARD[name](xp, y, xp.ones_like(y))
+    return fprime * fprime * d2y

@@ -201,3 +201,23 @@ def _sum_partials(partial):
                 [("partial", partial, cuda.F32), ("S", S, cuda.INT), ("count", count, cuda.INT),
                  ("out", out, cuda.F32)])
     return out
+
+
+# ---- Gauss-Newton second derivatives (the paper's SDLM, appendix C) -----------------------------
+def conv2d_backward_hessian(d2y, cache, need_dx=True):
+    """Diagonal second derivatives, propagated like the gradient with squared factors:
+
+        d2x[n, c, h, w] = sum_{k, i, j} T W[k, c, i, j]^2 d2y[n, k, oh, ow]   (over the outputs it feeds)
+        d2W[k, c, i, j] = sum_{n, oh, ow} x_pad[n, c, oh*s + i, ow*s + j]^2 d2y[n, k, oh, ow]
+        d2b[k]          = sum_{n, oh, ow} d2y[n, k, oh, ow]
+    i.e. the backward pass with W and the input squared (off-diagonal terms dropped, as in the
+    paper). Both caches hold (input or its columns, ..., W, ...) in known places, so this is
+    conv2d_backward on a squared copy of the cache.
+    """
+    if len(cache) == 7:         # CPU: (cols, x.shape, W, has_b, stride, pad, table)
+        cols, shape, W, *rest = cache
+        squared = (cols * cols, shape, W * W, *rest)
+    else:                       # GPU: (x, W, has_b, stride, pad, table)
+        x, W, *rest = cache
+        squared = (x * x, W * W, *rest)
+    return conv2d_backward(d2y, squared, need_dx)

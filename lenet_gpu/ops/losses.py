@@ -2,12 +2,21 @@
 
     mse:                   L = 1/N sum_n 0.5 ||a_n - t_n||^2              dL/da = (a - t) / N
     softmax_cross_entropy: L = 1/N sum_n -log softmax(z_n)[label_n]      dL/dz = (softmax(z) - onehot) / N
+    paper_loss:            L = 1/N sum_n [ y_n,label + log(e^-j + sum_i e^-y_n,i) ]
+                           dL/dy = (onehot - p) / N,   p_i = e^-y_i / (e^-j + sum_k e^-y_k)
 Cross-entropy takes the logits z (before softmax) and uses log-sum-exp, so it never takes log(0).
 The loss is returned as a 0-d array on the input's device (no host synchronisation).
 """
 from ..backend import get_array_module
 
-LOSSES = ("mse", "ce")
+LOSSES = ("mse", "ce", "paper")
+
+# The paper's constant j (LeCun et al. 1998, eq. 9). The paper calls it "a positive constant" and
+# gives no value. e^-j acts as an extra "rubbish" class at distance j: the competitive term pushes
+# a wrong class's penalty up only while it is within a few units of j, and stops pushing penalties
+# that are already large. We take j = 1, one unit of squared distance (e.g. one F6 unit at 0
+# instead of its +-1 target costs 1).
+PAPER_J = 1.0
 
 
 def mse(a, t):
@@ -32,3 +41,53 @@ def softmax_cross_entropy(z, labels):
     grad = e / s
     grad[rows, labels] -= 1
     return loss, grad / N
+
+
+def paper_loss(y, labels, j=PAPER_J):
+    """The paper's MAP criterion on RBF penalties y (N, K) (LeCun et al. 1998, eq. 9).
+
+    The first term pulls the correct class's penalty down (an MSE to its centre); the second
+    pushes the other penalties up, with e^-j stopping it once they are large. Stable: the
+    log-sum-exp is taken around m = max(-j, max_i -y_i), so no exp overflows or is all zeros.
+    """
+    xp = get_array_module(y)
+    if y.ndim != 2 or labels.shape != (y.shape[0],):
+        raise ValueError(f"paper loss expects penalties (N, classes) and labels (N,), got "
+                         f"{tuple(y.shape)} and {tuple(labels.shape)}")
+    if not j > 0:
+        raise ValueError(f"the paper's constant j must be > 0, got {j}")
+    N = y.shape[0]
+    m = xp.maximum(-y.min(axis=1, keepdims=True), -j)            # (N, 1)
+    e = xp.exp(-y - m)                                            # <= 1
+    z = xp.exp(-j - m) + e.sum(axis=1, keepdims=True)             # >= 1 term at the max
+    rows = xp.arange(N)
+    loss = (y[rows, labels] + m[:, 0] + xp.log(z[:, 0])).sum() / N
+    grad = -e / z
+    grad[rows, labels] += 1
+    return loss, grad / N
+
+
+# ---- diagonal second derivatives w.r.t. the network output (for SDLM) --------------------------
+def loss_hessian_diagonal(name, out, labels, j=PAPER_J):
+    """d2L/d(out_i)^2 for each output, of the batch-mean loss (so each row carries 1/N):
+
+        mse:    1 / N
+        ce:     p_i (1 - p_i) / N,  p = softmax(z)                     (z the logits)
+        paper:  p_i (1 - p_i) / N,  p_i = e^-y_i / (e^-j + sum_k e^-y_k)
+    These are exact diagonals; the off-diagonal terms (-p_i p_k / N) are dropped, as the
+    diagonal approximation of the paper does everywhere.
+    """
+    xp = get_array_module(out)
+    N = out.shape[0]
+    if name == "mse":
+        return xp.full(out.shape, 1.0 / N, dtype=out.dtype)
+    if name == "ce":
+        p = xp.exp(out - out.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+    elif name == "paper":
+        m = xp.maximum(-out.min(axis=1, keepdims=True), -j)
+        e = xp.exp(-out - m)
+        p = e / (xp.exp(-j - m) + e.sum(axis=1, keepdims=True))
+    else:
+        raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
+    return p * (1 - p) / N

@@ -43,6 +43,13 @@ def pool2d_backward(dy, cache):
     return _backward_cpu(dy, cache)
 
 
+def pool2d_backward_hessian(d2y, cache):
+    """Diagonal second derivatives: each input's d2y times its squared derivative, 1/k^4 for
+    avg (the backward pass's 1/k^2, squared) and 1 for max (the maximum of each window)."""
+    k, mode = cache[1], cache[3]
+    return pool2d_backward(d2y * (1.0 / (k * k)) if mode == "avg" else d2y, cache)
+
+
 def _windows(x, k, stride, OH, OW):
     """(N, C, OH, OW, k*k) view (a copy only when windows overlap or skip)."""
     N, C = x.shape[:2]

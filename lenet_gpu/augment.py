@@ -1,0 +1,137 @@
+"""Training-set distortions on batches of images (N, 1, H, W), NumPy only, reproducible by seed.
+
+affine  (LeCun et al. 1998, section III-C): random planar affine maps combining a translation,
+        a scaling, a squeeze (horizontal compression with vertical elongation, or the reverse)
+        and a horizontal shear. The paper gives no magnitudes; ours are the defaults of
+        `random_affine` (+-2 px, +-10 %, +-10 %, +-0.15).
+elastic (Simard, Steinkraus & Platt 2003): a displacement field of uniform(-1, 1) values per
+        pixel and direction, smoothed by a Gaussian of standard deviation sigma (~4 px), scaled
+        by alpha (~34).
+Both resample with bilinear interpolation: output pixel (r, c) reads the input at a displaced
+point (r', c'); points outside the image read the image's background, taken as its minimum
+(-0.1 for the paper's scaling, 0 for unit scaling).
+
+On CuPy arrays the batch moves to the CPU and back for now (a GPU version is future work).
+"""
+import numpy as np
+
+from . import backend
+
+KINDS = ("none", "affine", "elastic")
+
+
+def _check(x):
+    if getattr(x, "ndim", None) != 4 or x.shape[1] != 1:
+        raise ValueError(f"expected images of shape (N, 1, H, W), got {tuple(getattr(x, 'shape', ()))}")
+    if x.dtype.kind != "f":
+        raise TypeError(f"expected float images, got {x.dtype}")
+
+
+def _rng(seed):
+    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+
+
+def bilinear_sample(x, rows, cols):
+    """x (N,1,H,W); rows, cols (N,H,W) source coordinates -> (N,1,H,W) of x's dtype.
+    Corners outside the image read each image's minimum (its background)."""
+    N, _, H, W = x.shape
+    img = x[:, 0].reshape(N, H * W)
+    fill = img.min(axis=1, keepdims=True)
+    r0, c0 = np.floor(rows), np.floor(cols)
+    fr, fc = rows - r0, cols - c0
+    r0, c0 = r0.astype(np.int64).reshape(N, -1), c0.astype(np.int64).reshape(N, -1)
+    fr, fc = fr.reshape(N, -1), fc.reshape(N, -1)
+    out = np.zeros((N, H * W))
+    for dr, wr in ((0, 1 - fr), (1, fr)):
+        for dc, wc in ((0, 1 - fc), (1, fc)):
+            r, c = r0 + dr, c0 + dc
+            inside = (r >= 0) & (r < H) & (c >= 0) & (c < W)
+            v = np.take_along_axis(img, np.where(inside, r * W + c, 0), axis=1)
+            out += wr * wc * np.where(inside, v, fill)
+    return out.reshape(N, 1, H, W).astype(x.dtype)
+
+
+def affine_transform(x, matrix, shift):
+    """Apply per-image affine maps about the image centre: the content at point p moves to
+    matrix @ (p - centre) + centre + shift. matrix (N,2,2) or (2,2) acts on (row, col);
+    shift (N,2) or (2,) in pixels, (down, right)."""
+    _check(x)
+    N, _, H, W = x.shape
+    A = np.broadcast_to(np.asarray(matrix, float), (N, 2, 2))
+    t = np.broadcast_to(np.asarray(shift, float), (N, 2))
+    Ainv = np.linalg.inv(A)                                   # output point -> source point
+    centre = np.array([(H - 1) / 2, (W - 1) / 2])
+    r, c = np.meshgrid(np.arange(H), np.arange(W), indexing="ij")
+    q = np.stack([r, c], axis=-1)[None] - centre - t[:, None, None, :]      # (N,H,W,2)
+    src = np.einsum("nij,nhwj->nhwi", Ainv, q) + centre
+    return bilinear_sample(x, src[..., 0], src[..., 1])
+
+
+def random_affine(x, seed=None, max_shift=2.0, max_scale=0.1, max_squeeze=0.1, max_shear=0.15):
+    """The paper's random planar affine distortions, one independent draw per image:
+    shift ~ U(+-max_shift) px in each direction; scale s ~ 1 + U(+-max_scale); squeeze
+    q ~ 1 + U(+-max_squeeze) (rows x q, columns / q); horizontal shear k ~ U(+-max_shear)
+    (col += k * row). All zero: the identity."""
+    _check(x)
+    for name, v in (("max_shift", max_shift), ("max_scale", max_scale),
+                    ("max_squeeze", max_squeeze), ("max_shear", max_shear)):
+        if not v >= 0:
+            raise ValueError(f"{name} must be >= 0, got {v}")
+    if max_scale >= 1 or max_squeeze >= 1:
+        raise ValueError(f"max_scale and max_squeeze must be < 1, got {max_scale}, {max_squeeze}")
+    rng = _rng(seed)
+    N = x.shape[0]
+    u = rng.uniform(-1, 1, (N, 5))
+    s, q = 1 + max_scale * u[:, 0], 1 + max_squeeze * u[:, 1]
+    k, shift = max_shear * u[:, 2], max_shift * u[:, 3:5]
+    A = np.zeros((N, 2, 2))
+    A[:, 0, 0] = s * q                    # row axis: scaled and elongated
+    A[:, 1, 1] = s / q                    # column axis: scaled and compressed
+    A[:, 1, 0] = k * s * q                # horizontal shear: col += k * row
+    return affine_transform(x, A, shift)
+
+
+def _gaussian_matrix(n, sigma):
+    """(n, n) matrix G with G[i, j] = g(i - j), g a normalised Gaussian truncated at 3 sigma:
+    G @ v blurs v with zeros outside (as Simard et al.)."""
+    radius = int(np.ceil(3 * sigma))
+    t = np.arange(-radius, radius + 1)
+    g = np.exp(-t ** 2 / (2 * sigma ** 2))
+    g /= g.sum()
+    d = np.arange(n)[:, None] - np.arange(n)[None, :]
+    return np.where(np.abs(d) <= radius, g[np.clip(d + radius, 0, 2 * radius)], 0.0)
+
+
+def _gaussian_smooth(field, sigma):
+    """Separable Gaussian blur of (N,H,W) fields: G_H @ f @ G_W^T."""
+    H, W = field.shape[1:]
+    return _gaussian_matrix(H, sigma) @ field @ _gaussian_matrix(W, sigma).T
+
+
+def elastic(x, seed=None, alpha=34.0, sigma=4.0):
+    """Simard et al. 2003 elastic distortion, one field per image. alpha = 0: the identity."""
+    _check(x)
+    if not alpha >= 0 or not sigma > 0:
+        raise ValueError(f"alpha must be >= 0 and sigma > 0, got alpha={alpha}, sigma={sigma}")
+    rng = _rng(seed)
+    N, _, H, W = x.shape
+    d = rng.uniform(-1, 1, (2, N, H, W))
+    dr, dc = (alpha * _gaussian_smooth(d[i], sigma) for i in range(2))
+    r, c = np.meshgrid(np.arange(H), np.arange(W), indexing="ij")
+    return bilinear_sample(x, r[None] + dr, c[None] + dc)
+
+
+def make_augment(kind):
+    """--augment: None for "none", else a function (x_batch, rng) -> distorted batch (same
+    device and dtype; CuPy batches go through the CPU)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown augmentation {kind!r}; choose one of {', '.join(KINDS)}")
+    if kind == "none":
+        return None
+    fn = random_affine if kind == "affine" else elastic
+
+    def augment(x, rng):
+        if backend.is_gpu_array(x):
+            return backend.to_gpu(fn(backend.to_cpu(x), rng))
+        return fn(x, rng)
+    return augment

@@ -1,0 +1,45 @@
+"""Euclidean radial basis function output (LeNet-5's output layer), fixed centres.
+
+    y[n, i] = sum_j (x[n, j] - w[i, j])^2          x (N, F), w (K, F) fixed, y (N, K)
+
+Each y_i is the squared distance between the input and centre i: a "penalty", small for the
+class the input looks like. The centres are not trained (the paper's are +-1 bitmaps of the
+digits, lenet_gpu/digits.py), so the backward pass gives dx only:
+
+    dx[n, j] = 2 sum_i dy[n, i] (x[n, j] - w[i, j]) = 2 (x[n, j] sum_i dy[n, i] - (dy @ w)[n, j])
+Second derivatives for SDLM: rbf_backward_hessian.
+Plain array maths: the same code runs on NumPy and CuPy.
+"""
+
+
+def rbf_forward(x, w):
+    """x (N,F), w (K,F) -> (y (N,K), cache)."""
+    if x.ndim != 2:
+        raise ValueError(f"RBF input must be 2-D (N, features), got shape {tuple(x.shape)}")
+    if w.ndim != 2 or x.shape[1] != w.shape[1]:
+        raise ValueError(f"RBF input has {x.shape[1]} features but the centres have shape "
+                         f"{tuple(w.shape)} (K, features)")
+    # |x|^2 - 2 x.w_i + |w_i|^2: one matrix product, no (N, K, F) temporary
+    y = (x * x).sum(axis=1, keepdims=True) - 2 * (x @ w.T) + (w * w).sum(axis=1)[None, :]
+    return y, (x, w)
+
+
+def rbf_backward(dy, cache):
+    """dy (N,K) -> dx (N,F)."""
+    x, w = cache
+    return 2 * (x * dy.sum(axis=1, keepdims=True) - dy @ w)
+
+
+def rbf_backward_hessian(d2y, dy, cache):
+    """Diagonal second derivative w.r.t. x, given the loss's d2E/dy_i^2 (d2y) and dE/dy_i (dy):
+
+        d2x[n, j] = sum_i 4 (x_j - w_ij)^2 d2y[n, i]   +   2 sum_i dy[n, i]
+    The first term is Gauss-Newton (squared Jacobian); the second is the RBF's own curvature
+    (d2y_i/dx_j^2 = 2), kept because it is exact and, for the paper's loss, never negative:
+    sum_i dE/dy_i = e^-j / (e^-j + sum_i e^-y_i) > 0. It is what makes the correct class's
+    term y_c, a sum of squares, contribute its full curvature 2 per F6 unit.
+    """
+    x, w = cache
+    s = d2y.sum(axis=1, keepdims=True)
+    gn = 4 * (x * x * s - 2 * x * (d2y @ w) + d2y @ (w * w))
+    return gn + 2 * dy.sum(axis=1, keepdims=True)
