@@ -156,8 +156,16 @@ def write_report(args, study, path, notes=None):
     lines += ["## Rerun any cell", "", "```"]
     for name, c in cfg.items():
         lines += [c["command"][str(s)] for s in study["seeds"]]
-    lines += ["```", "", "The whole study, resuming where it stopped: `lenet-gpu " + shlex.join(
-        [a for a in args.argv if a != "--quiet"]) + "`", ""]
+    rerun, skip = [], False
+    for a in args.argv:                 # the study's own command, minus report-only options
+        if skip or a in ("--quiet", "--report-only"):
+            skip = False
+            continue
+        skip = a == "--notes"
+        if not skip:
+            rerun.append(a)
+    lines += ["```", "", "The whole study, resuming where it stopped: `lenet-gpu " + shlex.join(rerun)
+              + "`", ""]
     atomic_write(path, "\n".join(lines))
 
 
