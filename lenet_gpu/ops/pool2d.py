@@ -107,13 +107,17 @@ def _float32_contiguous(name, a):
     return cupy.ascontiguousarray(a)
 
 
+def _sizes(N, C, H, W, OH, OW, k, stride):
+    return [("NC", N * C, cuda.INT), ("H", H, cuda.INT), ("W", W, cuda.INT), ("OH", OH, cuda.INT),
+            ("OW", OW, cuda.INT), ("k", k, cuda.INT), ("stride", stride, cuda.INT)]
+
+
 def _forward_gpu(x, k, stride, mode, OH, OW):
     import cupy
     x = _float32_contiguous("x", x)
     N, C, H, W = x.shape
     y = cupy.empty((N, C, OH, OW), dtype=cupy.float32)
-    sizes = [("NC", N * C, cuda.INT), ("H", H, cuda.INT), ("W", W, cuda.INT), ("OH", OH, cuda.INT),
-             ("OW", OW, cuda.INT), ("k", k, cuda.INT), ("stride", stride, cuda.INT)]
+    sizes = _sizes(N, C, H, W, OH, OW, k, stride)
     grid = cuda.blocks(y.size)
     if mode == "avg":
         cuda.launch("pool2d.cu", "pool2d_forward_avg", grid,
@@ -131,8 +135,7 @@ def _backward_gpu(dy, cache):
     dy = _float32_contiguous("dy", dy)
     OH, OW = dy.shape[2], dy.shape[3]
     dx = cupy.empty((N, C, H, W), dtype=cupy.float32)
-    sizes = [("NC", N * C, cuda.INT), ("H", H, cuda.INT), ("W", W, cuda.INT), ("OH", OH, cuda.INT),
-             ("OW", OW, cuda.INT), ("k", k, cuda.INT), ("stride", stride, cuda.INT)]
+    sizes = _sizes(N, C, H, W, OH, OW, k, stride)
     grid = cuda.blocks(dx.size)
     if mode == "avg":
         cuda.launch("pool2d.cu", "pool2d_backward_avg", grid,
