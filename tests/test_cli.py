@@ -83,3 +83,23 @@ def test_one_epoch_on_mnist_reaches_3_percent(mnist_dir, tmp_path):
                  "--optimizer", "momentum", "--backend", "numpy", "--quiet"]) == 0
     err = json.loads((out / "metrics.json").read_text())["final_test_error_pct"]
     assert err < 3.0, f"test error after one epoch: {err:.2f}%"
+
+
+def test_bench_and_info_commands(capsys):
+    assert main(["bench", "--backend", "numpy", "--batch-size", "8", "--steps", "2"]) == 0
+    assert "ms/step" in capsys.readouterr().out
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("lenet-gpu ") and "GPU:" in out
+
+
+def test_progress_bar_mode_runs(mnist_dir, capsys):
+    """verbose=1 is what a terminal gets: a tqdm bar per epoch plus one line."""
+    from lenet_gpu import lenet5, SGD
+    from lenet_gpu.data import load_mnist, preprocess
+    x, y, _, _ = load_mnist(mnist_dir)
+    model = lenet5()
+    model.compile("ce", SGD(0.1))
+    model.fit(preprocess(x[:64]), y[:64], epochs=1, batch_size=32, verbose=1)
+    err = capsys.readouterr().err
+    assert "epoch 1/1" in err and "2/2" in err
