@@ -92,7 +92,8 @@ def cmd_train(args):
     model = build_model(args)
     model.meta["preprocessing"] = prep
     model.compile(args.loss, make_optimizer(args.optimizer, args.lr, args.weight_decay, args.momentum,
-                                            batch_size=args.batch_size, seed=args.seed))
+                                            batch_size=args.batch_size, seed=args.seed,
+                                            schedule=args.lr_schedule, epochs=args.epochs))
     if not args.quiet:
         model.summary(file=sys.stderr)
     os.makedirs(out, exist_ok=True)
@@ -256,6 +257,8 @@ def make_parser():
                    help="learning rate (default depends on optimizer and loss, e.g. sgd: 0.5 mse, "
                         "0.1 ce); for sdlm a factor on the paper's schedule (default 1)")
     t.add_argument("--momentum", type=float, default=0.9)
+    t.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
+                   help="cosine: lr decays from --lr to about 0 over the epochs (set per epoch)")
     t.add_argument("--batch-size", type=int, default=20, metavar="B")
     t.add_argument("--epochs", type=int, default=20, metavar="N")
     t.add_argument("--seed", type=int, default=0, metavar="S")

@@ -220,7 +220,7 @@ class Sequential:
         rng = np.random.default_rng(self.seed if seed is None else seed)
         aug_rng = np.random.default_rng([self.seed if seed is None else seed, 1]) if augment else None
         verbose = (1 if sys.stderr.isatty() else 2) if verbose is None else verbose
-        history = {k: [] for k in ("epoch", "train_loss", "train_error_pct", "test_loss",
+        history = {k: [] for k in ("epoch", "lr", "train_loss", "train_error_pct", "test_loss",
                                    "test_error_pct", "seconds")}
         for epoch in range(1, int(epochs) + 1):
             snapshot = self._snapshot()
@@ -245,7 +245,7 @@ class Sequential:
             if not math.isfinite(train_loss):
                 self._restore(snapshot)
                 raise TrainingDiverged(epoch, history)
-            record = {"epoch": epoch, "train_loss": train_loss,
+            record = {"epoch": epoch, "lr": self.optimizer.lr, "train_loss": train_loss,
                       "train_error_pct": 100.0 * (1 - int(correct) / n)}
             if validation_data is not None:
                 ev = self.evaluate(*validation_data)

@@ -15,13 +15,22 @@ import numpy as np
 from .backend import get_array_module
 
 
+def cosine_schedule(epochs):
+    """lr multiplier for epoch e = 1..epochs: 0.5 (1 + cos(pi (e - 1) / epochs)), from 1 down
+    to just above 0 in the last epoch."""
+    return lambda epoch: 0.5 * (1 + np.cos(np.pi * (epoch - 1) / epochs))
+
+
 class Optimizer:
-    def __init__(self, lr, weight_decay=0.0):
+    def __init__(self, lr, weight_decay=0.0, schedule=None):
+        """schedule: None (constant lr) or a function epoch -> multiplier of lr, e.g.
+        cosine_schedule(epochs); applied by start_epoch, which Sequential.fit calls."""
         if not lr > 0:
             raise ValueError(f"learning rate must be > 0, got {lr}")
         if weight_decay < 0:
             raise ValueError(f"weight decay must be >= 0, got {weight_decay}")
         self.lr, self.weight_decay = float(lr), float(weight_decay)
+        self.base_lr, self.schedule = self.lr, schedule
         self.state = {}
 
     def step(self, params):
@@ -38,15 +47,17 @@ class Optimizer:
 
     def start_epoch(self, epoch, model, x, y):
         """Called by Sequential.fit before each pass (epoch counts from 1) with the device
-        training data. Nothing to do for SGD and Adam."""
+        training data: sets this epoch's lr from the schedule."""
+        if self.schedule is not None:
+            self.lr = self.base_lr * float(self.schedule(epoch))
 
     def config(self):
         return {"name": type(self).__name__.lower(), "lr": self.lr, "weight_decay": self.weight_decay}
 
 
 class SGD(Optimizer):
-    def __init__(self, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0):
-        super().__init__(lr, weight_decay)
+    def __init__(self, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0, schedule=None):
+        super().__init__(lr, weight_decay, schedule)
         if not 0 <= momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {momentum}")
         self.momentum, self.nesterov = float(momentum), bool(nesterov)
@@ -70,8 +81,8 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
-        super().__init__(lr, weight_decay)
+    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, schedule=None):
+        super().__init__(lr, weight_decay, schedule)
         self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
         self.t = 0
 
@@ -159,15 +170,22 @@ class SDLM(Optimizer):
                 "batch_size": self.batch_size, "hessian_samples": self.hessian_samples}
 
 
-def make_optimizer(name, lr, weight_decay=0.0, momentum=0.9, batch_size=1, seed=0):
+def make_optimizer(name, lr, weight_decay=0.0, momentum=0.9, batch_size=1, seed=0,
+                   schedule="constant", epochs=1):
     """The CLI's --optimizer: sgd | momentum | nesterov | adam | sdlm (lr scales the paper's
-    schedule; batch_size sets SDLM's per-sample step)."""
+    schedule; batch_size sets SDLM's per-sample step) and --lr-schedule constant | cosine."""
+    if schedule not in ("constant", "cosine"):
+        raise ValueError(f"unknown lr schedule {schedule!r}; choose constant or cosine")
+    sched = cosine_schedule(epochs) if schedule == "cosine" else None
     if name == "sgd":
-        return SGD(lr, weight_decay=weight_decay)
+        return SGD(lr, weight_decay=weight_decay, schedule=sched)
     if name in ("momentum", "nesterov"):
-        return SGD(lr, momentum=momentum, nesterov=name == "nesterov", weight_decay=weight_decay)
+        return SGD(lr, momentum=momentum, nesterov=name == "nesterov", weight_decay=weight_decay,
+                   schedule=sched)
     if name == "adam":
-        return Adam(lr, weight_decay=weight_decay)
+        return Adam(lr, weight_decay=weight_decay, schedule=sched)
     if name == "sdlm":
+        if sched is not None:
+            raise ValueError("sdlm follows the paper's own schedule; drop --lr-schedule")
         return SDLM(lr, batch_size=batch_size, seed=seed, weight_decay=weight_decay)
     raise ValueError(f"unknown optimizer {name!r}; choose sgd, momentum, nesterov, adam or sdlm")

@@ -47,16 +47,22 @@ def cell_argv(args, name, seed):
     return argv, out
 
 
-def finished(out, epochs):
-    """The cell's metrics if it holds all `epochs` epochs, else None."""
+def finished(out, epochs, argv):
+    """The cell's metrics if it holds all `epochs` epochs of a run with these options, else None
+    (a cell trained with other options, e.g. after a configuration changed, runs again)."""
     try:
         with open(os.path.join(out, "metrics.json")) as f:
             m = json.load(f)
     except (OSError, ValueError):
         return None
-    if len(m.get("epochs", [])) == epochs and "diverged_in_epoch" not in m:
-        return m
-    return None
+    if len(m.get("epochs", [])) != epochs or "diverged_in_epoch" in m:
+        return None
+    from .cli import make_parser
+    expected = vars(make_parser().parse_args(argv))
+    given = {a[2:].replace("-", "_") for a in argv if a.startswith("--")} - {"data", "out"}
+    if any(m.get("config", {}).get(k) != expected[k] for k in given):
+        return None
+    return m
 
 
 def mean_std(values):
@@ -220,11 +226,11 @@ def run_study(args, train):
     for name in args.configs:
         for seed in args.seed_list:
             argv, out = cell_argv(args, name, seed)
-            m = finished(out, args.epochs)
+            m = finished(out, args.epochs, argv)
             if m is None and not args.report_only:
                 print(f"[study] {name} seed {seed}: training ({out})", file=sys.stderr, flush=True)
                 status = train(argv + ["--overwrite", "--quiet"])
-                m = finished(out, args.epochs)
+                m = finished(out, args.epochs, argv)
                 if m is None:
                     failed.append(f"{name} seed {seed} (exit status {status})")
             if m is not None:

@@ -234,3 +234,18 @@ def test_backend_choice_errors(monkeypatch):
         with pytest.raises(backend.BackendError):
             backend.resolve_backend(None)
         assert backend.resolve_backend("auto") == "numpy"
+
+
+def test_cosine_schedule_sets_each_epochs_lr(rng):
+    from lenet_gpu.optim import cosine_schedule
+    f = cosine_schedule(4)
+    assert [round(f(e), 6) for e in (1, 2, 3, 4)] == [1.0, round(0.5 * (1 + np.cos(np.pi / 4)), 6),
+                                                     0.5, round(0.5 * (1 + np.cos(3 * np.pi / 4)), 6)]
+    x, y = small_batch(rng, 8)
+    model = L.lenet5()
+    model.compile("ce", make_optimizer("momentum", 0.04, schedule="cosine", epochs=4))
+    history = model.fit(x, y, epochs=4, batch_size=4, verbose=0)
+    assert history["lr"] == pytest.approx([0.04 * f(e) for e in (1, 2, 3, 4)])
+    assert make_optimizer("sgd", 0.1).schedule is None
+    with pytest.raises(ValueError, match="unknown lr schedule 'linear'"):
+        make_optimizer("sgd", 0.1, schedule="linear")

@@ -38,3 +38,16 @@ def test_study_writes_report_and_resumes_without_rerunning(mnist_dir, tmp_path, 
 def test_unknown_configuration_is_named(mnist_dir, tmp_path, capsys):
     assert cli.main(["study", "--data", mnist_dir, "--out", str(tmp_path), "--configs", "sigmoid-l1"]) == 2
     assert "sigmoid-l1" in capsys.readouterr().err
+
+
+def test_a_cell_trained_with_other_options_runs_again(mnist_dir, tmp_path, monkeypatch):
+    from lenet_gpu import study
+    assert run(mnist_dir, tmp_path, "--seeds", "1") == 0
+    monkeypatch.setitem(study.CONFIGS, "tanh-mse",
+                        ("tanh + MSE", ["--activation", "tanh", "--loss", "mse", "--lr", "0.05"]))
+    calls = []
+    real_main = cli.main
+    monkeypatch.setattr(cli, "main", lambda argv=None: calls.append(argv) or real_main(argv))
+    assert run(mnist_dir, tmp_path, "--seeds", "1") == 0
+    trained = [argv for argv in calls if argv[0] == "train"]
+    assert len(trained) == 1 and trained[0][trained[0].index("--lr") + 1] == "0.05"
