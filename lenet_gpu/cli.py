@@ -300,7 +300,7 @@ def make_parser():
     b.add_argument("--steps", type=int, default=50)
     b.set_defaults(func=cmd_bench)
 
-    from .study import CONFIGS
+    from .study import CONFIGS, STUDY
     s = sub.add_parser("study", help="the C++ version's six configurations x several seeds, one report")
     s.add_argument("--data", metavar="DIR", help="as for train")
     s.add_argument("--backend", choices=backend.BACKENDS, default=None)
@@ -308,7 +308,7 @@ def make_parser():
     s.add_argument("--seed0", type=int, default=0, help="first seed")
     s.add_argument("--epochs", type=int, default=20)
     s.add_argument("--batch-size", type=int, default=20, metavar="B")
-    s.add_argument("--configs", nargs="+", default=list(CONFIGS), metavar="NAME",
+    s.add_argument("--configs", nargs="+", default=STUDY, metavar="NAME",
                    help=f"subset of: {' '.join(CONFIGS)}")
     s.add_argument("--out", required=True, metavar="STUDY_DIR")
     s.add_argument("--notes", metavar="FILE", help="markdown put into REPORT.md as its discussion")
