@@ -214,10 +214,10 @@ def conv2d_backward_hessian(d2y, cache, need_dx=True):
     paper). Both caches hold (input or its columns, ..., W, ...) in known places, so this is
     conv2d_backward on a squared copy of the cache.
     """
-    if len(cache) == 7:         # CPU: (cols, x.shape, W, has_b, stride, pad, table)
-        cols, shape, W, *rest = cache
-        squared = (cols * cols, shape, W * W, *rest)
-    else:                       # GPU: (x, W, has_b, stride, pad, table)
+    if is_gpu_array(d2y):       # GPU cache: (x, W, has_b, stride, pad, table)
         x, W, *rest = cache
         squared = (x * x, W * W, *rest)
+    else:                       # CPU cache: (cols, x.shape, W, has_b, stride, pad, table)
+        cols, shape, W, *rest = cache
+        squared = (cols * cols, shape, W * W, *rest)
     return conv2d_backward(d2y, squared, need_dx)
