@@ -11,7 +11,9 @@ Both resample with bilinear interpolation: output pixel (r, c) reads the input a
 point (r', c'); points outside the image read the image's background, taken as its minimum
 (-0.1 for the paper's scaling, 0 for unit scaling).
 
-On CuPy arrays the batch moves to the CPU and back for now (a GPU version is future work).
+The random draws come from a NumPy generator on the host (a few numbers per image, or one
+small field), so a seed gives the same distortions on both backends; the resampling itself is
+array code that runs where the batch lives (NumPy, or CuPy on the GPU).
 """
 import numpy as np
 
@@ -34,20 +36,22 @@ def _rng(seed):
 def bilinear_sample(x, rows, cols):
     """x (N,1,H,W); rows, cols (N,H,W) source coordinates -> (N,1,H,W) of x's dtype.
     Corners outside the image read each image's minimum (its background)."""
+    xp = backend.get_array_module(x)
     N, _, H, W = x.shape
     img = x[:, 0].reshape(N, H * W)
     fill = img.min(axis=1, keepdims=True)
-    r0, c0 = np.floor(rows), np.floor(cols)
+    rows, cols = xp.asarray(rows), xp.asarray(cols)
+    r0, c0 = xp.floor(rows), xp.floor(cols)
     fr, fc = rows - r0, cols - c0
     r0, c0 = r0.astype(np.int64).reshape(N, -1), c0.astype(np.int64).reshape(N, -1)
     fr, fc = fr.reshape(N, -1), fc.reshape(N, -1)
-    out = np.zeros((N, H * W))
+    out = xp.zeros((N, H * W))
     for dr, wr in ((0, 1 - fr), (1, fr)):
         for dc, wc in ((0, 1 - fc), (1, fc)):
             r, c = r0 + dr, c0 + dc
             inside = (r >= 0) & (r < H) & (c >= 0) & (c < W)
-            v = np.take_along_axis(img, np.where(inside, r * W + c, 0), axis=1)
-            out += wr * wc * np.where(inside, v, fill)
+            v = xp.take_along_axis(img, xp.where(inside, r * W + c, 0), axis=1)
+            out += wr * wc * xp.where(inside, v, fill)
     return out.reshape(N, 1, H, W).astype(x.dtype)
 
 
@@ -63,7 +67,7 @@ def affine_transform(x, matrix, shift):
     centre = np.array([(H - 1) / 2, (W - 1) / 2])
     r, c = np.meshgrid(np.arange(H), np.arange(W), indexing="ij")
     q = np.stack([r, c], axis=-1)[None] - centre - t[:, None, None, :]      # (N,H,W,2)
-    src = np.einsum("nij,nhwj->nhwi", Ainv, q) + centre
+    src = np.einsum("nij,nhwj->nhwi", Ainv, q) + centre       # (N,H,W,2): small, on the host
     return bilinear_sample(x, src[..., 0], src[..., 1])
 
 
@@ -102,36 +106,26 @@ def _gaussian_matrix(n, sigma):
     return np.where(np.abs(d) <= radius, g[np.clip(d + radius, 0, 2 * radius)], 0.0)
 
 
-def _gaussian_smooth(field, sigma):
-    """Separable Gaussian blur of (N,H,W) fields: G_H @ f @ G_W^T."""
-    H, W = field.shape[1:]
-    return _gaussian_matrix(H, sigma) @ field @ _gaussian_matrix(W, sigma).T
-
-
 def elastic(x, seed=None, alpha=34.0, sigma=4.0):
     """Simard et al. 2003 elastic distortion, one field per image. alpha = 0: the identity."""
     _check(x)
     if not alpha >= 0 or not sigma > 0:
         raise ValueError(f"alpha must be >= 0 and sigma > 0, got alpha={alpha}, sigma={sigma}")
+    xp = backend.get_array_module(x)
     rng = _rng(seed)
     N, _, H, W = x.shape
-    d = rng.uniform(-1, 1, (2, N, H, W))
-    dr, dc = (alpha * _gaussian_smooth(d[i], sigma) for i in range(2))
-    r, c = np.meshgrid(np.arange(H), np.arange(W), indexing="ij")
+    d = xp.asarray(rng.uniform(-1, 1, (2, N, H, W)))          # drawn on the host: same on both backends
+    Gh, Gw = (xp.asarray(_gaussian_matrix(n, sigma)) for n in (H, W))
+    dr, dc = (alpha * (Gh @ d[i] @ Gw.T) for i in range(2))  # separable Gaussian blur
+    r, c = xp.meshgrid(xp.arange(H), xp.arange(W), indexing="ij")
     return bilinear_sample(x, r[None] + dr, c[None] + dc)
 
 
 def make_augment(kind):
     """--augment: None for "none", else a function (x_batch, rng) -> distorted batch (same
-    device and dtype; CuPy batches go through the CPU)."""
+    device and dtype)."""
     if kind not in KINDS:
         raise ValueError(f"unknown augmentation {kind!r}; choose one of {', '.join(KINDS)}")
     if kind == "none":
         return None
-    fn = random_affine if kind == "affine" else elastic
-
-    def augment(x, rng):
-        if backend.is_gpu_array(x):
-            return backend.to_gpu(fn(backend.to_cpu(x), rng))
-        return fn(x, rng)
-    return augment
+    return random_affine if kind == "affine" else elastic

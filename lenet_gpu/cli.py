@@ -38,6 +38,7 @@ def resolve_paper_options(args):
             if given is not None and given != value:
                 raise ValueError(f"--model lenet5-paper implies --{name} {value}; got --{name} {given}")
             setattr(args, name, value)
+        args.init = args.init or "lecun_sqrt"
         return
     if args.loss == "paper":
         raise ValueError(f"--loss paper needs an RBF output layer: use --model lenet5-paper, "
@@ -59,7 +60,7 @@ def _select_backend(name):
 
 def build_model(args):
     if args.model == "lenet5-paper":
-        return lenet5_paper(seed=args.seed)
+        return lenet5_paper(seed=args.seed, init=args.init)
     output = "softmax" if args.loss == "ce" else ("tanh" if "tanh" in args.activation else None)
     kw = dict(activation=args.activation, output=output, batchnorm=args.batchnorm,
               init=args.init, input_shape=(1, 28 + 2 * args.pad, 28 + 2 * args.pad), seed=args.seed)
@@ -237,8 +238,7 @@ def make_parser():
     t.add_argument("--model", choices=("lenet5", "lenet5-paper", "mlp"), default="lenet5",
                    help="lenet5-paper: the 1998 network (trainable subsampling, C3 table, RBF "
                         "output); it implies --loss paper --scale paper --pad 2 (32x32 inputs in "
-                        "[-0.1, 1.175]) and ignores --activation, --batchnorm, --pool, --c3-table, "
-                        "--init")
+                        "[-0.1, 1.175]) and ignores --activation, --batchnorm, --pool, --c3-table")
     t.add_argument("--activation", choices=[a for a in ACTIVATIONS if a != "softmax"], default="tanh")
     t.add_argument("--loss", choices=("mse", "ce", "paper"), default=None,
                    help="default ce; paper (the 1998 criterion on RBF penalties) for lenet5-paper")
@@ -246,7 +246,8 @@ def make_parser():
     t.add_argument("--pool", choices=("avg", "max"), default="avg")
     t.add_argument("--c3-table", action="store_true", help="the paper's partial C3 connections")
     t.add_argument("--init", choices=tuple(INITIALIZERS), default=None,
-                   help="default: he for relu, xavier otherwise")
+                   help="default: he for relu, xavier otherwise; lecun_sqrt for lenet5-paper "
+                        "(U(+-2.4/sqrt(F)); lecun is the paper's U(+-2.4/F) read literally)")
     t.add_argument("--weight-decay", type=float, default=0.0, metavar="F", help="L2 lambda")
     t.add_argument("--optimizer", choices=("sgd", "momentum", "nesterov", "adam", "sdlm"),
                    default="sgd",
@@ -271,7 +272,7 @@ def make_parser():
     t.add_argument("--augment", choices=AUGMENT_KINDS, default="none",
                    help="distort each training batch: affine (the paper's translations, scaling, "
                         "squeezing, shearing) or elastic (Simard et al. 2003, sigma 4, alpha 34); "
-                        "computed on the CPU (CuPy batches go through the CPU)")
+                        "computed on the batch's device, reproducible by --seed")
     t.add_argument("--out", metavar="RUN_DIR", help="default runs/<date-time>")
     t.add_argument("--overwrite", action="store_true", help="allow replacing a run in RUN_DIR")
     t.add_argument("--quiet", action="store_true", help="no summary, no per-epoch lines")

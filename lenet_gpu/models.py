@@ -48,18 +48,21 @@ def lenet5(activation="tanh", output="softmax", batchnorm=False, pool="avg", c3_
     return model
 
 
-def lenet5_paper(seed=0, backend_name=None):
+def lenet5_paper(seed=0, backend_name=None, init="lecun_sqrt"):
     """LeNet-5 as in LeCun et al. 1998 (section II-B, appendix A), on 32x32 inputs.
 
     C1 conv 6@5x5, S2 trainable subsampling, C3 conv 16@5x5 with the paper's connection table,
     S4 subsampling, C5 conv 120@5x5, F6 84 units, every one followed by f(a) = 1.7159 tanh(2a/3),
-    then 10 Euclidean RBF units with fixed +-1 digit-bitmap centres. Weights U(+-2.4/F), F the
-    fan-in. Trainable parameters per layer, as in the paper: C1 156, S2 12, C3 1,516, S4 32,
+    then 10 Euclidean RBF units with fixed +-1 digit-bitmap centres. Trainable parameters per layer, as in the paper: C1 156, S2 12, C3 1,516, S4 32,
     C5 48,120, F6 10,164 (60,000 in all). Train with loss "paper" on inputs scaled to the
     paper's [-0.1, 1.175] and padded to 32x32 (data.preprocess(x, "paper", pad=2)); the
     outputs are penalties, the predicted class is their argmin.
+
+    init: "lecun_sqrt" (default), U(+-2.4/sqrt(F)), F the fan-in; or "lecun", the paper's text
+    read literally, U(+-2.4/F). From the literal one the activations shrink about tenfold per
+    layer and SDLM at the paper's rates diverges within a few samples; see
+    layers.lecun_sqrt_uniform and docs/paper/REPORT.md.
     """
-    init = "lecun"
     model = Sequential(input_shape=(1, 32, 32), seed=seed, backend_name=backend_name)
     for layer in [
         Conv2D(1, 6, kernel_size=5, init=init), Activation("scaled_tanh"),                # C1

@@ -195,12 +195,10 @@ def test_fit_with_sdlm_lowers_the_paper_loss(rng):
     y = np.arange(20) % 10
     x = bitmap_images(rng, y)
     model = L.lenet5_paper(seed=0)
-    # lr_scale 0.2: at the paper's rates the curvature estimated at the start (tiny activations
-    # with the U(+-2.4/F) init) goes stale within a few samples of this tiny set and F6 diverges
-    model.compile("paper", SDLM(lr_scale=0.2, batch_size=1, hessian_samples=10))
+    model.compile("paper", SDLM(batch_size=1, hessian_samples=10))     # the paper's rates
     before = model.evaluate(x, y)["loss"]
     hist = model.fit(x, y, epochs=3, batch_size=1, verbose=0)
-    assert np.isfinite(hist["train_loss"]).all() and hist["train_loss"][-1] < before / 2
+    assert np.isfinite(hist["train_loss"]).all() and hist["train_loss"][-1] < before / 3
 
 
 def test_layers_without_a_second_derivative_pass_say_so(rng):
