@@ -23,8 +23,9 @@ DEFAULT_LR = {("sgd", "mse"): 0.5, ("sgd", "ce"): 0.1, ("momentum", "mse"): 0.05
               ("adam", "mse"): 1e-3, ("adam", "ce"): 1e-3,
               ("sgd", "paper"): 0.01, ("momentum", "paper"): 0.005, ("nesterov", "paper"): 0.005,
               ("adam", "paper"): 1e-3,
-              # sdlm: --lr multiplies the paper's per-pass schedule (1 = the paper's rates)
-              ("sdlm", "mse"): 1.0, ("sdlm", "ce"): 1.0, ("sdlm", "paper"): 1.0}
+              # sdlm: --lr multiplies the paper's per-pass schedule (1 = the paper's rates, which
+              # make our diagonal-Hessian steps too large: docs/paper/REPORT.md)
+              ("sdlm", "mse"): 0.1, ("sdlm", "ce"): 0.1, ("sdlm", "paper"): 0.1}
 
 
 def resolve_paper_options(args):
@@ -38,7 +39,7 @@ def resolve_paper_options(args):
             if given is not None and given != value:
                 raise ValueError(f"--model lenet5-paper implies --{name} {value}; got --{name} {given}")
             setattr(args, name, value)
-        args.init = args.init or "lecun_sqrt"
+        args.init = args.init or "lecun"
         return
     if args.loss == "paper":
         raise ValueError(f"--loss paper needs an RBF output layer: use --model lenet5-paper, "
@@ -246,8 +247,8 @@ def make_parser():
     t.add_argument("--pool", choices=("avg", "max"), default="avg")
     t.add_argument("--c3-table", action="store_true", help="the paper's partial C3 connections")
     t.add_argument("--init", choices=tuple(INITIALIZERS), default=None,
-                   help="default: he for relu, xavier otherwise; lecun_sqrt for lenet5-paper "
-                        "(U(+-2.4/sqrt(F)); lecun is the paper's U(+-2.4/F) read literally)")
+                   help="default: he for relu, xavier otherwise; lecun (the paper's U(+-2.4/F)) "
+                        "for lenet5-paper; lecun_sqrt: U(+-2.4/sqrt(F))")
     t.add_argument("--weight-decay", type=float, default=0.0, metavar="F", help="L2 lambda")
     t.add_argument("--optimizer", choices=("sgd", "momentum", "nesterov", "adam", "sdlm"),
                    default="sgd",
@@ -256,7 +257,7 @@ def make_parser():
                         "each pass, eta from the paper's 20-pass schedule (0.0005 down to 0.00001)")
     t.add_argument("--lr", type=float, default=None, metavar="F",
                    help="learning rate (default depends on optimizer and loss, e.g. sgd: 0.5 mse, "
-                        "0.1 ce); for sdlm a factor on the paper's schedule (default 1)")
+                        "0.1 ce); for sdlm a factor on the paper's schedule (default 0.1)")
     t.add_argument("--momentum", type=float, default=0.9)
     t.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
                    help="cosine: lr decays from --lr to about 0 over the epochs (set per epoch)")

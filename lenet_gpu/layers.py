@@ -37,15 +37,10 @@ def lecun_uniform(rng, shape, fan_in, fan_out):
 
 
 def lecun_sqrt_uniform(rng, shape, fan_in, fan_out):
-    """U(-2.4/sqrt(F), 2.4/sqrt(F)): the paper's range with the square root of the fan-in.
-
-    The paper's stated aim for its init is that "the initial standard deviation of the weighted
-    sums [be] in the same range for each unit, and fall within the normal operating region of
-    the sigmoid". For independent weights that holds for 1/sqrt(F) scaling (std of the sum
-    1.39 x the input rms, whatever F); with 1/F it shrinks by 1.39/sqrt(F) per layer (about
-    0.3 at C1, 0.07 at C5). lenet5_paper() uses this reading by default because SDLM at the
-    paper's rates trains from it and diverges from the literal one (docs/paper/REPORT.md).
-    """
+    """U(-2.4/sqrt(F), 2.4/sqrt(F)): the paper's range over the square root of the fan-in, the
+    reading under which "the initial standard deviation of the weighted sums [is] in the same
+    range for each unit" holds for independent weights (1.39 x the input rms, whatever F; with
+    1/F it shrinks by 1.39/sqrt(F) per layer). Kept for comparison: docs/paper/REPORT.md."""
     return rng.uniform(-1, 1, shape) * (2.4 / np.sqrt(fan_in))
 
 

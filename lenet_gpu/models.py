@@ -48,7 +48,7 @@ def lenet5(activation="tanh", output="softmax", batchnorm=False, pool="avg", c3_
     return model
 
 
-def lenet5_paper(seed=0, backend_name=None, init="lecun_sqrt"):
+def lenet5_paper(seed=0, backend_name=None, init="lecun"):
     """LeNet-5 as in LeCun et al. 1998 (section II-B, appendix A), on 32x32 inputs.
 
     C1 conv 6@5x5, S2 trainable subsampling, C3 conv 16@5x5 with the paper's connection table,
@@ -58,10 +58,9 @@ def lenet5_paper(seed=0, backend_name=None, init="lecun_sqrt"):
     paper's [-0.1, 1.175] and padded to 32x32 (data.preprocess(x, "paper", pad=2)); the
     outputs are penalties, the predicted class is their argmin.
 
-    init: "lecun_sqrt" (default), U(+-2.4/sqrt(F)), F the fan-in; or "lecun", the paper's text
-    read literally, U(+-2.4/F). From the literal one the activations shrink about tenfold per
-    layer and SDLM at the paper's rates diverges within a few samples; see
-    layers.lecun_sqrt_uniform and docs/paper/REPORT.md.
+    init: "lecun" (default), the paper's U(+-2.4/F), F the fan-in; "lecun_sqrt" for
+    U(+-2.4/sqrt(F)). From the paper's init the activations start small (about 0.3x per layer)
+    and SDLM needs its global rate scaled down (optim.SDLM's lr_scale; docs/paper/REPORT.md).
     """
     model = Sequential(input_shape=(1, 32, 32), seed=seed, backend_name=backend_name)
     for layer in [

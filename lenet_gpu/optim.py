@@ -132,14 +132,19 @@ class SDLM(Optimizer):
     estimate of d2E/dw_k^2 (Sequential.hessian_diagonal). Before each pass, h is re-estimated
     on `hessian_samples` random training samples (the paper: 500; we take their mean where the
     paper keeps a running average over them) and eta follows the paper's schedule times
-    `lr_scale` (1 = the paper's rates). mu = 0.02 keeps the step bounded where h is small.
+    `lr_scale`. mu = 0.02 keeps the step bounded where h is small.
+
+    lr_scale defaults to 0.1, not 1: on the paper's network these diagonal estimates make the
+    paper's own rates about ten times too large (from the paper's init the first samples
+    saturate every layer; from a larger init the second pass falls apart); see
+    docs/paper/REPORT.md for the measurements.
 
     The paper updates after every sample. eta is per sample: with mini-batches of B samples and
     the batch-mean gradient, the step is B * eta / (mu + h) (about B of the paper's steps), so
     pass `batch_size`; B = 1 is the paper exactly.
     """
 
-    def __init__(self, lr_scale=1.0, mu=0.02, batch_size=1, hessian_samples=500, seed=0,
+    def __init__(self, lr_scale=0.1, mu=0.02, batch_size=1, hessian_samples=500, seed=0,
                  weight_decay=0.0):
         super().__init__(paper_rate(1) * lr_scale, weight_decay)
         if not mu > 0:

@@ -9,7 +9,7 @@ from lenet_gpu.model import Sequential
 from lenet_gpu.ops.losses import PAPER_J, paper_loss
 from lenet_gpu.ops.rbf import rbf_backward, rbf_forward
 from lenet_gpu.ops.subsample import subsample_backward, subsample_forward
-from lenet_gpu.optim import SDLM, SGD
+from lenet_gpu.optim import SGD
 
 from gradcheck import assert_close, numerical_grad
 
@@ -119,8 +119,8 @@ def test_paper_init_bounds(init, scale):
     assert np.abs(coef).max() <= scale(4)
 
 
-def test_paper_network_defaults_to_the_sqrt_reading():
-    assert all(layer.init == "lecun_sqrt" for layer in L.lenet5_paper().layers if hasattr(layer, "init"))
+def test_paper_network_defaults_to_the_papers_init():
+    assert all(layer.init == "lecun" for layer in L.lenet5_paper().layers if hasattr(layer, "init"))
 
 
 def small_paper_net(seed=1):
@@ -173,19 +173,15 @@ def bitmap_images(rng, labels):
 
 
 def test_paper_net_overfits_a_small_batch(rng):
-    """16 images, the paper's SDLM (second derivatives re-estimated every 10 steps, a "pass"
-    here): the paper loss falls more than tenfold and the argmin of the penalties is right."""
+    """16 images, SGD with momentum: the paper loss falls clearly, the argmin of the penalties
+    is right. (After a plateau where F6 sits at the mean centre, which plain SGD leaves slowly.)"""
     y = np.arange(16) % 10
     x = bitmap_images(rng, y)
     model = L.lenet5_paper(seed=0)
-    opt = SDLM(batch_size=16, hessian_samples=16)
-    model.compile("paper", opt)
-    opt.start_epoch(1, model, x, y)
+    model.compile("paper", SGD(0.005, momentum=0.9))
     first = float(model.train_step(x, y)[0])
-    for step in range(1, 71):
+    for _ in range(70):
         loss, _ = model.train_step(x, y)
-        if step % 10 == 0:
-            opt.start_epoch(1, model, x, y)
     assert float(loss) < first / 10
     assert model.evaluate(x, y)["error_pct"] == 0
     assert (model.predict(x).argmin(axis=1) == y).all()
@@ -199,7 +195,7 @@ def test_cli_trains_the_paper_network(mnist_dir, tmp_path, capsys):
                  "--train-limit", "300", "--epochs", "1", "--batch-size", "10", "--quiet",
                  "--optimizer", "sdlm", "--backend", "numpy"]) == 0
     m = json.loads((out / "metrics.json").read_text())
-    assert m["config"]["optimizer"] == "sdlm" and m["config"]["lr"] == 1.0   # the paper's schedule
+    assert m["config"]["optimizer"] == "sdlm" and m["config"]["lr"] == 0.1   # the paper's schedule x 0.1
     assert (m["config"]["loss"], m["config"]["scale"], m["config"]["pad"]) == ("paper", "paper", 2)
     assert m["num_params"] == 60_000
     model = Sequential.load(out / "model.npz")
@@ -221,10 +217,10 @@ def test_cli_paper_option_conflicts_are_clear_errors(mnist_dir, tmp_path, capsys
     assert message in capsys.readouterr().err
 
 
-def test_literal_init_shrinks_activations_and_the_sqrt_reading_keeps_them(rng):
-    """Why lenet5_paper defaults to U(+-2.4/sqrt(F)): from U(+-2.4/F) the F6 outputs of real
-    digit-like inputs are ~1000x smaller than the squashing function's range, so the diagonal
-    second derivatives SDLM divides by are ~0 and its steps hit the eta/mu ceiling."""
+def test_papers_init_shrinks_activations_and_the_sqrt_reading_keeps_them(rng):
+    """From the paper's U(+-2.4/F) the F6 outputs of digit-like inputs start ~1000x below the
+    squashing function's range (the diagonal second derivatives SDLM divides by are ~0 there,
+    so its steps start at the eta/mu ceiling); U(+-2.4/sqrt(F)) keeps them in range."""
     x = bitmap_images(rng, np.arange(50) % 10)
 
     def f6_rms(init):
