@@ -70,6 +70,24 @@ else
     echo "skipped (no .data/mnist, or GPU_CHECK_TRAIN=0)"
 fi
 
+echo "== the 1998 network, one SDLM pass on the GPU vs the NumPy run (issue 6)"
+# One pass at batch 1 (60,000 steps) with the recipe of docs/paper/REPORT.md; skipped with
+# GPU_CHECK_PAPER=0. The NumPy reference: docs/paper/runs/paper-none/seed0 (pass 1).
+if [ "${GPU_CHECK_PAPER:-1}" != 0 ] && [ -f "$REPO/.data/mnist/t10k-labels-idx1-ubyte.gz" ]; then
+    RUN="${OUT:-$REPO/runs}/gpu-paper"
+    "$PY" -m lenet_gpu train --data "$REPO/.data/mnist" --model lenet5-paper --optimizer sdlm \
+        --batch-size 1 --epochs 1 --seed 0 --backend cupy --out "$RUN" --overwrite --quiet || status=1
+    "$PY" - "$RUN/metrics.json" "$REPO/docs/paper/runs/paper-none/seed0/metrics.json" <<'PYEOF' || status=1
+import json, sys
+gpu, cpu = (json.load(open(p)) for p in sys.argv[1:3])
+g, c = gpu["epochs"][0]["test_error_pct"], cpu["epochs"][0]["test_error_pct"]
+print(f"cupy: lenet5-paper pass 1 test error {g:.2f}% ({gpu['epochs'][0]['seconds']:.1f} s on "
+      f"{gpu['device']}); numpy pass 1: {c:.2f}% ({cpu['epochs'][0]['seconds']:.1f} s)")
+PYEOF
+else
+    echo "skipped (no .data/mnist, or GPU_CHECK_PAPER=0)"
+fi
+
 echo "== summary ($JSON)"
 if [ -f "$JSON" ]; then
     "$PY" bench/summarize.py "$JSON" || status=1
