@@ -54,7 +54,8 @@ def he_normal(rng, shape, fan_in, fan_out):
     return rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)
 
 
-INITIALIZERS = {"lecun": lecun_uniform, "lecun_sqrt": lecun_sqrt_uniform, "xavier": xavier_uniform, "he": he_normal}
+INITIALIZERS = {"lecun": lecun_uniform, "lecun_sqrt": lecun_sqrt_uniform, "xavier": xavier_uniform,
+                "he": he_normal}
 
 
 def _initializer(name):

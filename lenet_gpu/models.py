@@ -53,14 +53,16 @@ def lenet5_paper(seed=0, backend_name=None, init="lecun"):
 
     C1 conv 6@5x5, S2 trainable subsampling, C3 conv 16@5x5 with the paper's connection table,
     S4 subsampling, C5 conv 120@5x5, F6 84 units, every one followed by f(a) = 1.7159 tanh(2a/3),
-    then 10 Euclidean RBF units with fixed +-1 digit-bitmap centres. Trainable parameters per layer, as in the paper: C1 156, S2 12, C3 1,516, S4 32,
-    C5 48,120, F6 10,164 (60,000 in all). Train with loss "paper" on inputs scaled to the
-    paper's [-0.1, 1.175] and padded to 32x32 (data.preprocess(x, "paper", pad=2)); the
-    outputs are penalties, the predicted class is their argmin.
+    then 10 Euclidean RBF units with fixed +-1 digit-bitmap centres. Trainable parameters per
+    layer, as in the paper: C1 156, S2 12, C3 1,516, S4 32, C5 48,120, F6 10,164 (60,000 in
+    all). Train with loss "paper" on inputs scaled to the paper's [-0.1, 1.175] and padded to
+    32x32 (data.preprocess(x, "paper", pad=2)); the outputs are penalties, the predicted class
+    is their argmin.
 
     init: "lecun" (default), the paper's U(+-2.4/F), F the fan-in; "lecun_sqrt" for
-    U(+-2.4/sqrt(F)). From the paper's init the activations start small (about 0.3x per layer)
-    and SDLM needs its global rate scaled down (optim.SDLM's lr_scale; docs/paper/REPORT.md).
+    U(+-2.4/sqrt(F)). From the paper's init the activations start small (they shrink 5 to 10x
+    per weighted layer) and SDLM needs its global rate scaled down (optim.SDLM's lr_scale,
+    docs/paper/REPORT.md).
     """
     model = Sequential(input_shape=(1, 32, 32), seed=seed, backend_name=backend_name)
     for layer in [
