@@ -26,6 +26,14 @@ def mnist_dir():
     return d
 
 
+@pytest.fixture
+def cp():
+    """CuPy, for the tests marked gpu (not importorskip: under --require-gpu a missing CuPy
+    must fail, not skip)."""
+    import cupy
+    return cupy
+
+
 @pytest.fixture(autouse=True, scope="session")
 def numpy_backend_by_default():
     """The suite tests the NumPy reference unless a test moves a model to the GPU itself

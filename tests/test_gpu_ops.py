@@ -19,12 +19,6 @@ pytestmark = pytest.mark.gpu
 RTOL = 1e-4
 
 
-@pytest.fixture
-def cp():
-    import cupy  # not importorskip: under --require-gpu a missing CuPy must fail, not skip
-    return cupy
-
-
 def rel_error(gpu, ref):
     gpu = gpu.get() if hasattr(gpu, "get") else gpu
     assert gpu.shape == ref.shape, (gpu.shape, ref.shape)

@@ -11,21 +11,9 @@ from lenet_gpu.ops.losses import loss_hessian_diagonal, paper_loss
 from lenet_gpu.ops.rbf import rbf_backward, rbf_backward_hessian, rbf_forward
 from lenet_gpu.ops.subsample import subsample_backward, subsample_backward_hessian, subsample_forward
 from lenet_gpu.optim import SDLM
+from test_gpu_ops import assert_close
 
 pytestmark = pytest.mark.gpu
-
-
-@pytest.fixture
-def cp():
-    import cupy  # not importorskip: under --require-gpu a missing CuPy must fail, not skip
-    return cupy
-
-
-def assert_close(gpu, ref, what, rtol=1e-4):
-    gpu = gpu.get() if hasattr(gpu, "get") else np.asarray(gpu)
-    assert gpu.shape == ref.shape, f"{what}: shape {gpu.shape} != {ref.shape}"
-    err = float(np.max(np.abs(gpu.astype(np.float64) - ref))) / max(float(np.max(np.abs(ref))), 1e-30)
-    assert err < rtol, f"{what}: relative error {err:.2e} >= {rtol:.0e}"
 
 
 def f32(rng, *shape):

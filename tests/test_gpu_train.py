@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from lenet_gpu import SGD, Sequential, lenet5
+from test_gpu_ops import rel_error
 
 pytestmark = pytest.mark.gpu
 
@@ -20,12 +21,6 @@ CONFIGS = {
 BATCH = 20
 
 
-@pytest.fixture
-def cp():
-    import cupy  # not importorskip: under --require-gpu a missing CuPy must fail, not skip
-    return cupy
-
-
 def build(config, backend_name="numpy", seed=0):
     activation, output, loss, weight_decay, batchnorm = CONFIGS[config]
     model = lenet5(activation=activation, output=output, batchnorm=batchnorm, seed=seed,
@@ -37,10 +32,6 @@ def build(config, backend_name="numpy", seed=0):
 def batch(rng, n=BATCH):
     x = rng.uniform(0, 1, (n, 1, 28, 28)).astype(np.float32)   # image-like pixel values
     return x, rng.integers(0, 10, n).astype(np.int64)
-
-
-def rel_error(gpu, ref):
-    return float(np.max(np.abs(gpu.get().astype(np.float64) - ref))) / max(float(np.max(np.abs(ref))), 1e-30)
 
 
 @pytest.mark.parametrize("config", list(CONFIGS))
