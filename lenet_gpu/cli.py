@@ -114,7 +114,7 @@ def cmd_train(args):
         model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
                   validation_data=(x_test, y_test), seed=args.seed,
                   verbose=0 if args.quiet else None, callback=checkpoint,
-                  augment=make_augment(args.augment))
+                  augment=make_augment(args.augment), graph=False if args.eager else None)
     except TrainingDiverged as e:
         report["diverged_in_epoch"] = e.epoch
         model.save(model_path)
@@ -274,6 +274,9 @@ def make_parser():
                    help="distort each training batch: affine (the paper's translations, scaling, "
                         "squeezing, shearing) or elastic (Simard et al. 2003, sigma 4, alpha 34); "
                         "computed on the batch's device, reproducible by --seed")
+    t.add_argument("--eager", action="store_true",
+                   help="on the GPU, launch every kernel of every step from Python instead of "
+                        "replaying the step captured once as a CUDA graph (same numbers, slower)")
     t.add_argument("--out", metavar="RUN_DIR", help="default runs/<date-time>")
     t.add_argument("--overwrite", action="store_true", help="allow replacing a run in RUN_DIR")
     t.add_argument("--quiet", action="store_true", help="no summary, no per-epoch lines")

@@ -33,6 +33,8 @@ KERNELS = {
     "pool2d.cu": [
         "pool2d_forward_avg", "pool2d_forward_max", "pool2d_backward_avg", "pool2d_backward_max",
     ],
+    "dense.cu": ["matmul<false, false>", "matmul<false, true>", "matmul<true, false>",
+                 "matmul<true, true>"],
     "batch_norm.cu": [
         "bn_partial_sum", "bn_partial_sqdev", "bn_partial_grad",
         "bn_finalize_mean", "bn_finalize_var", "bn_finalize_grad",
@@ -158,3 +160,28 @@ def splits(length, groups, min_per_thread=4, target_blocks=2048):
     by_work = -(-int(length) // (THREADS * min_per_thread))
     by_blocks = -(-target_blocks // max(1, int(groups)))
     return max(1, min(by_work, by_blocks, 65535))
+
+
+def float32(**arrays):
+    """Each array as a C-contiguous float32 CuPy array, in order (None stays None); any other
+    dtype raises a TypeError naming the argument (the kernels take float32 only)."""
+    import cupy
+    out = []
+    for name, a in arrays.items():
+        if a is not None:
+            if a.dtype != np.float32:
+                raise TypeError(f"{name} must be float32 on the GPU, got {a.dtype}")
+            a = cupy.ascontiguousarray(a)
+        out.append(a)
+    return out
+
+
+def sum_partials(partial):
+    """partial (S, *shape) -> its sum over the first axis, added in a fixed order (one warp per
+    output), so a reduction split over S blocks gives the same bits on every run."""
+    import cupy
+    S, count = partial.shape[0], partial[0].size
+    out = cupy.empty(partial.shape[1:], dtype=cupy.float32)
+    launch("conv2d.cu", "sum_partials", blocks(count * 32),
+           [("partial", partial, F32), ("S", S, INT), ("count", count, INT), ("out", out, F32)])
+    return out

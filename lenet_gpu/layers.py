@@ -183,7 +183,7 @@ class Conv2D(Layer):
         k = self.kernel_size
         table = "" if self.table is None else f", table {int(self.table.sum())}/{self.table.size}"
         return (f"Conv2D({self.in_channels}->{self.out_channels}, {k}x{k}, stride {self.stride}, "
-                f"pad {self.padding}{table})")
+                f"pad {self.padding}{table}{'' if self.bias else ', no bias'})")
 
     def num_params(self):
         k2 = self.kernel_size ** 2

@@ -22,9 +22,10 @@ import numpy as np
 
 from . import backend
 from .atomic import atomic_write
-from .layers import LAYERS, Activation, Layer
+from .layers import LAYERS, Activation, BatchNorm, Layer
 from .ops.losses import LOSSES, loss_hessian_diagonal, mse, paper_loss, softmax_cross_entropy
 from .optim import Optimizer
+from .step import StaticStep
 
 FORMAT = "lenet-gpu/1"
 
@@ -36,6 +37,16 @@ class TrainingDiverged(RuntimeError):
         super().__init__(f"training loss became NaN or infinite in epoch {epoch}; "
                          f"weights restored to the end of epoch {epoch - 1}")
         self.epoch, self.history = epoch, history
+
+
+def batch_bounds(n, batch_size):
+    """(start, stop) of each batch of an epoch of n samples. A last batch of a single sample
+    joins the one before it (batch_size + 1 samples): batch norm cannot normalise one value,
+    and a step on one sample of a batch-B run is mostly noise. Every sample is used."""
+    bounds = [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
+    if batch_size > 1 and len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+        bounds[-2:] = [(bounds[-2][0], n)]
+    return bounds
 
 
 class Sequential:
@@ -93,7 +104,7 @@ class Sequential:
         for layer in self.layers:
             layer.to(self.backend)
         if self.optimizer is not None:
-            self.optimizer.state.clear()
+            self.optimizer.reset()
         return self
 
     def summary(self, file=None):
@@ -172,10 +183,16 @@ class Sequential:
         """One forward, backward and update on a batch (device arrays) -> (loss, n_correct)."""
         if self.loss is None or self.optimizer is None:
             raise RuntimeError("call model.compile(loss=..., optimizer=...) before training")
+        self.optimizer.prepare(self.params)
+        return self.device_step(x, labels)
+
+    def device_step(self, x, labels):
+        """train_step's device work, with the optimizer already prepared: the part a CUDA graph
+        captures (lenet_gpu/step.py). -> (loss, n_correct) as 0-d device arrays."""
         out = self.forward(x, training=True, logits=True)
         loss, grad, correct = self._loss(out, labels)
         self.backward(grad, logits=True)
-        self.optimizer.step(self.params)
+        self.optimizer.update(self.params)
         return loss, correct
 
     # ---- data helpers --------------------------------------------------------------------
@@ -199,24 +216,35 @@ class Sequential:
 
     # ---- training and evaluation ---------------------------------------------------------
     def fit(self, x, y, epochs=1, batch_size=32, validation_data=None, shuffle=True, seed=None,
-            verbose=None, callback=None, augment=None):
+            verbose=None, callback=None, augment=None, graph=None):
         """Train; returns the history (a dict of lists, one entry per epoch).
 
+        Each epoch takes the samples in batches of batch_size; when n % batch_size == 1 the lone
+        last sample joins the batch before it (see batch_bounds), so every sample is used and
+        batch norm always sees at least 2 samples.
         augment(x_batch, rng) -> x_batch, e.g. augment.make_augment("elastic"), distorts each
         training batch (with its own generator, seeded from `seed`).
+        graph: None (default) runs the full batches through a StaticStep (lenet_gpu/step.py),
+        captured once as a CUDA graph and replayed, on the GPU, and eagerly on NumPy; False runs
+        every step eagerly; True also runs the static step on NumPy (the CPU tests compare it
+        with the eager one). Both give the same numbers.
         verbose: None = a progress bar on a terminal, a line per epoch otherwise; 0 = silent.
         callback(epoch, record, model) is called after every epoch (e.g. to save a checkpoint).
         Raises TrainingDiverged (with the last good weights restored) if the loss is not finite.
         """
         if int(batch_size) < 1 or int(epochs) < 0:
             raise ValueError(f"batch_size must be >= 1 and epochs >= 0, got {batch_size}, {epochs}")
+        self._check_batch_norm_batch(min(int(batch_size), len(x)))
         if self.backend == "numpy":
             backend.tune_cpu_allocator()
         xd, yd = self._device_data(x, y)
         if validation_data is not None:       # moved to the device once, not every epoch
             validation_data = self._device_data(*validation_data)
         n = xd.shape[0]
+        batches = batch_bounds(n, int(batch_size))
         xp = backend.get_array_module(xd)
+        static = graph if graph is not None else self.backend == "cupy"
+        step = StaticStep(self, min(int(batch_size), n), capture=graph is not False)
         rng = np.random.default_rng(self.seed if seed is None else seed)
         aug_rng = np.random.default_rng([self.seed if seed is None else seed, 1]) if augment else None
         verbose = (1 if sys.stderr.isatty() else 2) if verbose is None else verbose
@@ -227,20 +255,27 @@ class Sequential:
             t0 = time.perf_counter()
             if self.optimizer is not None:      # SDLM: learning rate and second derivatives
                 self.optimizer.start_epoch(epoch, self, xd, yd)
-            loss_sum, correct = xp.zeros((), np.float64), xp.zeros((), np.int64)
+            step.reset()
             # the epoch's order goes to the device once: no host synchronisation per batch
             order = xp.asarray(rng.permutation(n) if shuffle else np.arange(n))
-            starts = range(0, n, int(batch_size))
+            todo = batches
             if verbose == 1:
                 from tqdm.auto import tqdm
-                starts = tqdm(starts, desc=f"epoch {epoch}/{epochs}", unit="batch", leave=True,
-                              file=sys.stderr)
-            for start in starts:
-                idx = order[start:start + int(batch_size)]
-                xb = xd[idx] if augment is None else augment(xd[idx], aug_rng)
-                loss, c = self.train_step(xb, yd[idx])
-                loss_sum += loss * len(idx)
-                correct += c
+                todo = tqdm(batches, desc=f"epoch {epoch}/{epochs}", unit="batch", leave=True,
+                            file=sys.stderr)
+            for start, stop in todo:
+                idx = order[start:stop]
+                if static and stop - start == step.batch_size:
+                    if augment is None:
+                        step.feed(xd, yd, idx)
+                    else:
+                        step.feed(augment(xd[idx], aug_rng), yd[idx])
+                    step()
+                else:
+                    xb = xd[idx] if augment is None else augment(xd[idx], aug_rng)
+                    loss, c = self.train_step(xb, yd[idx])
+                    step.add(loss, c, stop - start)
+            loss_sum, correct = step.loss_sum, step.correct
             train_loss = float(loss_sum) / n        # the one host synchronisation of the epoch
             if not math.isfinite(train_loss):
                 self._restore(snapshot)
@@ -263,6 +298,18 @@ class Sequential:
             if callback is not None:
                 callback(epoch, record, self)
         return history
+
+    def _check_batch_norm_batch(self, batch_size):
+        """Batch norm in training normalises over the batch: a layer that sees one value per
+        channel per sample (BatchNorm after a Dense layer, or on 1x1 maps) needs >= 2 samples."""
+        shape = self.input_shape
+        for i, layer in enumerate(self.layers):
+            if shape is not None and isinstance(layer, BatchNorm) and batch_size < 2 \
+                    and int(np.prod(shape[1:])) == 1:
+                raise ValueError(f"layer {i} ({layer.describe()}) normalises over the batch, so "
+                                 f"training needs at least 2 samples per batch; got batches of "
+                                 f"{batch_size}")
+            shape = layer.output_shape(shape) if shape is not None else None
 
     def _snapshot(self):
         xp = backend.get_array_module(*(p.value for p in self.params))

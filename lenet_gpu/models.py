@@ -15,7 +15,9 @@ def lenet5(activation="tanh", output="softmax", batchnorm=False, pool="avg", c3_
     activation: tanh | scaled_tanh | relu | sigmoid for C1, C3, C5 and F6.
     output: the last layer's activation, "softmax" (for cross-entropy), another activation
     name (e.g. "tanh" for MSE on one-hot targets), or None for plain logits.
-    batchnorm: BatchNorm after every conv and hidden dense layer, before the activation.
+    batchnorm: BatchNorm after every conv and hidden dense layer, before the activation; those
+    layers then have no bias (batch norm subtracts the mean, so a bias there has a gradient of
+    exactly zero and never moves: BatchNorm's beta is the bias).
     c3_table: use the paper's partial connection table between S2 and C3.
     """
     if pool not in ("avg", "max"):
@@ -27,20 +29,22 @@ def lenet5(activation="tanh", output="softmax", batchnorm=False, pool="avg", c3_
         raise ValueError(f"lenet5 takes 28x28 (padded by C1) or 32x32 inputs, got {H}x{W}")
     pad = 2 if H == 28 else 0
 
+    bias = not batchnorm
+
     def norm(n):
         return [BatchNorm(n)] if batchnorm else []
 
     model = Sequential(input_shape=input_shape, seed=seed, backend_name=backend_name)
     for layer in [
-        Conv2D(C, 6, kernel_size=5, padding=pad, init=init), *norm(6), Activation(activation),  # C1
-        Pool(2),                                                                                # S2
-        Conv2D(6, 16, kernel_size=5, table="c3" if c3_table else None, init=init), *norm(16),   # C3
+        Conv2D(C, 6, 5, padding=pad, bias=bias, init=init), *norm(6), Activation(activation),  # C1
+        Pool(2),                                                                               # S2
+        Conv2D(6, 16, 5, table="c3" if c3_table else None, bias=bias, init=init), *norm(16),   # C3
         Activation(activation),
-        Pool(2),                                                                                # S4
-        Conv2D(16, 120, kernel_size=5, init=init), *norm(120), Activation(activation),          # C5
+        Pool(2),                                                                               # S4
+        Conv2D(16, 120, 5, bias=bias, init=init), *norm(120), Activation(activation),          # C5
         Flatten(),
-        Dense(120, 84, init=init), *norm(84), Activation(activation),                           # F6
-        Dense(84, 10, init=init if output != "softmax" else "xavier"),                          # output
+        Dense(120, 84, bias=bias, init=init), *norm(84), Activation(activation),               # F6
+        Dense(84, 10, init=init if output != "softmax" else "xavier"),                         # output
     ]:
         model.add(layer)
     if output:
@@ -88,7 +92,7 @@ def mlp(hidden=(500, 150), activation="tanh", output="softmax", batchnorm=False,
     model.add(Flatten())
     n_in = model.output_shape()[0]
     for n in hidden:
-        model.add(Dense(n_in, n, init=init))
+        model.add(Dense(n_in, n, bias=not batchnorm, init=init))   # no bias in front of BN
         if batchnorm:
             model.add(BatchNorm(n))
         model.add(Activation(activation))

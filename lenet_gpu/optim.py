@@ -9,6 +9,12 @@ the gradient of lambda/2 * ||w||^2; biases and batch-norm parameters are not dec
                w <- w - lr * m_hat / (sqrt(v_hat) + eps),  m_hat = m / (1-b1^t), v_hat = v / (1-b2^t)
     SDLM:      w <- w - eta_t / (mu + h) * g         (LeCun et al. 1998, appendix C; see SDLM)
 The update is plain array maths, so it runs on NumPy and CuPy alike.
+
+A step is two halves, so that a CUDA graph can capture the second (lenet_gpu/step.py):
+`prepare(params)` is host work, run before every step: it creates the state and writes the
+step's scalars (the learning rate, Adam's bias corrections) into 0-d float32 device arrays;
+`update(params)` is device work only and reads those arrays, never a Python number that
+changes. `step(params)` does both.
 """
 import numpy as np
 
@@ -31,9 +37,20 @@ class Optimizer:
             raise ValueError(f"weight decay must be >= 0, got {weight_decay}")
         self.lr, self.weight_decay = float(lr), float(weight_decay)
         self.base_lr, self.schedule = self.lr, schedule
-        self.state = {}
+        self.state = {}         # i -> per-parameter arrays (momentum, Adam's moments)
+        self.scalars = {}       # name -> 0-d float32 array on the parameters' device
+        self._written = {}      # name -> the value last written there
 
     def step(self, params):
+        self.prepare(params)
+        self.update(params)
+
+    def prepare(self, params):
+        """Host side of a step (see the module doc): writes the learning rate to the device."""
+        self._scalar("lr", self.lr, params)
+
+    def update(self, params):
+        """Device side of a step: every parameter with a gradient is updated in place."""
         for i, p in enumerate(params):
             g = p.grad
             if g is None:
@@ -44,6 +61,25 @@ class Optimizer:
 
     def _update(self, i, p, g):
         raise NotImplementedError
+
+    def _scalar(self, name, value, params):
+        """Write value into the 0-d float32 device array `name` (made on first use), only when
+        it changed: a constant learning rate costs nothing per step."""
+        xp = get_array_module(params[0].value)
+        a = self.scalars.get(name)
+        if a is None or get_array_module(a) is not xp:
+            a = self.scalars[name] = xp.zeros((), np.float32)
+            self._written.pop(name, None)
+        if self._written.get(name) != value:
+            a.fill(value)
+            self._written[name] = value
+        return a
+
+    def reset(self):
+        """Forget the state and device scalars (the parameters moved to another device)."""
+        self.state.clear()
+        self.scalars.clear()
+        self._written.clear()
 
     def start_epoch(self, epoch, model, x, y):
         """Called by Sequential.fit before each pass (epoch counts from 1) with the device
@@ -62,17 +98,23 @@ class SGD(Optimizer):
             raise ValueError(f"momentum must be in [0, 1), got {momentum}")
         self.momentum, self.nesterov = float(momentum), bool(nesterov)
 
+    def prepare(self, params):
+        super().prepare(params)
+        if self.momentum:
+            for i, p in enumerate(params):
+                if i not in self.state:
+                    self.state[i] = get_array_module(p.value).zeros_like(p.value)
+
     def _update(self, i, p, g):
+        lr = self.scalars["lr"]
         if not self.momentum:
-            p.value -= self.lr * g
+            p.value -= lr * g
             return
-        v = self.state.get(i)
-        if v is None:
-            v = self.state[i] = get_array_module(g).zeros_like(g)
+        v = self.state[i]
         v *= self.momentum
-        v -= self.lr * g
+        v -= lr * g
         if self.nesterov:
-            p.value += self.momentum * v - self.lr * g
+            p.value += self.momentum * v - lr * g
         else:
             p.value += v
 
@@ -86,22 +128,26 @@ class Adam(Optimizer):
         self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
         self.t = 0
 
-    def step(self, params):
+    def prepare(self, params):
+        """Step t's scalars: both bias corrections folded into the step size and epsilon,
+        step = lr sqrt(1 - b2^t) / (1 - b1^t),  eps_t = eps sqrt(1 - b2^t)."""
         self.t += 1
-        super().step(params)
+        correction2 = (1 - self.beta2 ** self.t) ** 0.5
+        self._scalar("step", self.lr * correction2 / (1 - self.beta1 ** self.t), params)
+        self._scalar("eps", self.eps * correction2, params)
+        for i, p in enumerate(params):
+            if i not in self.state:
+                xp = get_array_module(p.value)
+                self.state[i] = (xp.zeros_like(p.value), xp.zeros_like(p.value))
 
     def _update(self, i, p, g):
         xp = get_array_module(g)
-        if i not in self.state:
-            self.state[i] = (xp.zeros_like(g), xp.zeros_like(g))
         m, v = self.state[i]
         m *= self.beta1
         m += (1 - self.beta1) * g
         v *= self.beta2
         v += (1 - self.beta2) * (g * g)
-        # fold both bias corrections into the step size
-        step = self.lr * (1 - self.beta2 ** self.t) ** 0.5 / (1 - self.beta1 ** self.t)
-        p.value -= step * m / (xp.sqrt(v) + self.eps * (1 - self.beta2 ** self.t) ** 0.5)
+        p.value -= self.scalars["step"] * m / (xp.sqrt(v) + self.scalars["eps"])
 
     def config(self):
         return {**super().config(), "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
@@ -155,20 +201,32 @@ class SDLM(Optimizer):
         self.lr_scale, self.mu = float(lr_scale), float(mu)
         self.batch_size, self.hessian_samples = int(batch_size), int(hessian_samples)
         self.rng = np.random.default_rng(seed)
-        self.h = None
+        self.h = None           # the pass's h_kk, one array per parameter
+        self.steps = None       # B eta / (mu + h_kk): each parameter's step, frozen for the pass
 
     def start_epoch(self, epoch, model, x, y):
         self.lr = paper_rate(epoch) * self.lr_scale
         n = x.shape[0]
         pick = self.rng.choice(n, size=min(self.hessian_samples, n), replace=False)
-        pick = get_array_module(x).asarray(np.sort(pick))
+        xp = get_array_module(x)
+        pick = xp.asarray(np.sort(pick))
         self.h = model.hessian_diagonal(x[pick], y[pick])
+        if self.steps is None or get_array_module(self.steps[0]) is not xp:
+            self.steps = [xp.empty_like(h) for h in self.h]
+        for step, h in zip(self.steps, self.h):   # in place: a captured step reads these arrays
+            xp.divide(self.batch_size * self.lr, self.mu + h, out=step)
 
-    def _update(self, i, p, g):
-        if self.h is None:
+    def prepare(self, params):
+        if self.steps is None:
             raise RuntimeError("SDLM has no second derivatives yet: train with Sequential.fit, or "
                                "call optimizer.start_epoch(epoch, model, x, y) before train_step")
-        p.value -= (self.batch_size * self.lr) / (self.mu + self.h[i]) * g
+
+    def _update(self, i, p, g):
+        p.value -= self.steps[i] * g
+
+    def reset(self):
+        super().reset()
+        self.h = self.steps = None
 
     def config(self):
         return {**super().config(), "lr_scale": self.lr_scale, "mu": self.mu,

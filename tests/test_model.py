@@ -138,6 +138,21 @@ def test_adam_first_step_moves_each_weight_by_lr(rng):
         np.testing.assert_allclose(b - p.value, 1e-3 * np.sign(p.grad), atol=1e-6)
 
 
+def test_a_model_step_is_one_optimizer_step(rng):
+    """train_step prepares the optimizer once: Adam's first step through the model moves each
+    weight by about lr (its bias corrections at t = 1), and t counts one step."""
+    x, y = small_batch(rng)
+    model = L.lenet5(activation="tanh")
+    opt = Adam(1e-3)
+    model.compile("ce", opt)
+    before = [p.value.copy() for p in model.params]
+    model.train_step(x, y)
+    assert opt.t == 1
+    moved = np.concatenate([np.abs(p.value - b).ravel() for p, b in zip(model.params, before)])
+    assert moved.max() <= 1e-3 * (1 + 1e-4)     # |m / sqrt(v)| <= 1 at t = 1
+    assert np.median(moved) == pytest.approx(1e-3, rel=1e-4)   # most gradients are far from eps
+
+
 def test_save_load_roundtrip(tmp_path, rng):
     x, y = small_batch(rng)
     model = L.lenet5(activation="relu", batchnorm=True, c3_table=True, pool="max")
@@ -249,3 +264,33 @@ def test_cosine_schedule_sets_each_epochs_lr(rng):
     assert make_optimizer("sgd", 0.1).schedule is None
     with pytest.raises(ValueError, match="unknown lr schedule 'linear'"):
         make_optimizer("sgd", 0.1, schedule="linear")
+
+
+@pytest.mark.parametrize("n, batch, expected", [
+    (10, 4, [(0, 4), (4, 8), (8, 10)]),
+    (9, 4, [(0, 4), (4, 9)]),                # the lone 9th sample joins the last full batch
+    (8, 4, [(0, 4), (4, 8)]),
+    (1, 4, [(0, 1)]),
+    (3, 1, [(0, 1), (1, 2), (2, 3)]),
+])
+def test_batch_bounds_fold_a_lone_last_sample_into_the_batch_before(n, batch, expected):
+    from lenet_gpu.model import batch_bounds
+    assert batch_bounds(n, batch) == expected
+
+
+def test_fit_with_a_last_batch_of_one_sample_trains_with_batch_norm(rng):
+    """n % batch_size == 1 used to raise inside batch norm partway through the epoch."""
+    x, y = small_batch(rng, 9)
+    model = L.lenet5(activation="relu", batchnorm=True).compile("ce", L.SGD(lr=0.05))
+    history = model.fit(x, y, epochs=2, batch_size=4, verbose=0)
+    assert len(history["train_loss"]) == 2 and np.isfinite(history["train_loss"]).all()
+
+
+def test_fit_says_batch_norm_needs_two_samples_per_batch(rng):
+    x, y = small_batch(rng, 6)
+    model = L.lenet5(batchnorm=True).compile("ce", L.SGD(lr=0.05))
+    with pytest.raises(ValueError, match=r"layer 9 \(BatchNorm\(num_features=120.*at least 2 samples per batch; "
+                                         r"got batches of 1"):
+        model.fit(x, y, epochs=1, batch_size=1, verbose=0)
+    with pytest.raises(ValueError, match="at least 2 samples per batch"):
+        model.fit(x[:1], y[:1], epochs=1, batch_size=4, verbose=0)

@@ -85,16 +85,6 @@ def batch_norm_backward(dy, cache):
 
 
 # ---- GPU path: kernels/batch_norm.cu -----------------------------------------------------------
-def _float32_contiguous(**arrays):
-    import cupy
-    out = []
-    for name, a in arrays.items():
-        if a.dtype != np.float32:
-            raise TypeError(f"{name} must be float32 on the GPU, got {a.dtype}")
-        out.append(cupy.ascontiguousarray(a))
-    return out
-
-
 def _channels(x):
     """(N, C, HW, M): the input seen as (N, C, HW); M values per channel."""
     N, C = x.shape[:2]
@@ -108,7 +98,7 @@ def _warp_per_channel(C):
 
 def _forward_train_gpu(x, gamma, beta, running_mean, running_var, momentum, eps):
     import cupy
-    x, gamma, beta = _float32_contiguous(x=x, gamma=gamma, beta=beta)
+    x, gamma, beta = cuda.float32(x=x, gamma=gamma, beta=beta)
     N, C, HW, M = _channels(x)
     S = cuda.splits(M, C)
     dims = [("N", N, cuda.INT), ("C", C, cuda.INT), ("HW", HW, cuda.INT), ("S", S, cuda.INT)]
@@ -139,7 +129,7 @@ def _forward_train_gpu(x, gamma, beta, running_mean, running_var, momentum, eps)
 
 def _forward_infer_gpu(x, gamma, beta, running_mean, running_var, eps):
     import cupy
-    x, gamma, beta, running_mean, running_var = _float32_contiguous(
+    x, gamma, beta, running_mean, running_var = cuda.float32(
         x=x, gamma=gamma, beta=beta, running_mean=running_mean, running_var=running_var)
     N, C, HW, M = _channels(x)
     y = cupy.empty_like(x)
@@ -154,7 +144,7 @@ def _forward_infer_gpu(x, gamma, beta, running_mean, running_var, eps):
 def _backward_gpu(dy, cache):
     import cupy
     x, mean, invstd, gamma = cache
-    (dy,) = _float32_contiguous(dy=dy)
+    (dy,) = cuda.float32(dy=dy)
     N, C, HW, M = _channels(x)
     S = cuda.splits(M, C)
     partial_dbeta = cupy.empty((S, C), dtype=cupy.float32)

@@ -105,19 +105,6 @@ def _backward_cpu(dy, cache, need_dx):
 
 
 # ---- GPU path: kernels/conv2d.cu (see its header for the thread mapping) ------------------------
-def _gpu_float32(**arrays):
-    """Each array as a C-contiguous float32 CuPy array (None stays None); other dtypes raise."""
-    import cupy
-    out = []
-    for name, a in arrays.items():
-        if a is not None:
-            if a.dtype != np.float32:
-                raise TypeError(f"{name} must be float32 on the GPU, got {a.dtype}")
-            a = cupy.ascontiguousarray(a)
-        out.append(a)
-    return out
-
-
 def _template(KH, KW):
     """Template arguments of the conv kernels: unrolled 5x5 (LeNet) or sizes read at run time."""
     return "5, 5" if (KH, KW) == (5, 5) else "0, 0"
@@ -131,7 +118,7 @@ def _sizes(N, C, H, Wd, K, OH, OW, KH, KW, stride, pad):
 
 def _forward_gpu(x, W, b, stride, pad, table, OH, OW):
     import cupy
-    x, W, b = _gpu_float32(x=x, W=W, b=b)
+    x, W, b = cuda.float32(x=x, W=W, b=b)
     if table is not None:
         table = cupy.ascontiguousarray(cupy.asarray(table, dtype=cupy.bool_))
     N, C, H, Wd = x.shape
@@ -147,7 +134,7 @@ def _forward_gpu(x, W, b, stride, pad, table, OH, OW):
 
 
 def _backward_gpu(dy, cache, need_dx):
-    (dy,) = _gpu_float32(dy=dy)
+    (dy,) = cuda.float32(dy=dy)
     dx = _backward_data_gpu(dy, cache) if need_dx else None
     dW, db = _backward_weights_gpu(dy, cache)
     return dx, dW, db
@@ -181,7 +168,7 @@ def _backward_weights_gpu(dy, cache):
                 [("x", x, cuda.F32), ("dy", dy, cuda.F32), ("table", table, cuda.BOOL_OPT),
                  *_sizes(N, C, H, Wd, K, OH, OW, KH, KW, stride, pad),
                  ("S", S, cuda.INT), ("partial", partial, cuda.F32)])
-    dW = _sum_partials(partial)
+    dW = cuda.sum_partials(partial)
     if not has_b:
         return dW, None
     S = cuda.splits(N * OH * OW, K)
@@ -189,18 +176,7 @@ def _backward_weights_gpu(dy, cache):
     cuda.launch("conv2d.cu", "conv2d_backward_bias_partial", (K, S),
                 [("dy", dy, cuda.F32), ("N", N, cuda.INT), ("K", K, cuda.INT),
                  ("OHW", OH * OW, cuda.INT), ("S", S, cuda.INT), ("partial", partial, cuda.F32)])
-    return dW, _sum_partials(partial)
-
-
-def _sum_partials(partial):
-    """partial (S, *shape) -> its sum over the first axis, added in a fixed order."""
-    import cupy
-    S, count = partial.shape[0], partial[0].size
-    out = cupy.empty(partial.shape[1:], dtype=cupy.float32)
-    cuda.launch("conv2d.cu", "sum_partials", cuda.blocks(count * 32),
-                [("partial", partial, cuda.F32), ("S", S, cuda.INT), ("count", count, cuda.INT),
-                 ("out", out, cuda.F32)])
-    return out
+    return dW, cuda.sum_partials(partial)
 
 
 # ---- Gauss-Newton second derivatives (the paper's SDLM, appendix C) -----------------------------

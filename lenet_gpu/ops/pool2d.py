@@ -100,13 +100,6 @@ def _backward_cpu(dy, cache):
 
 
 # ---- GPU path: kernels/pool2d.cu ---------------------------------------------------------------
-def _float32_contiguous(name, a):
-    import cupy
-    if a.dtype != np.float32:
-        raise TypeError(f"{name} must be float32 on the GPU, got {a.dtype}")
-    return cupy.ascontiguousarray(a)
-
-
 def _sizes(N, C, H, W, OH, OW, k, stride):
     return [("NC", N * C, cuda.INT), ("H", H, cuda.INT), ("W", W, cuda.INT), ("OH", OH, cuda.INT),
             ("OW", OW, cuda.INT), ("k", k, cuda.INT), ("stride", stride, cuda.INT)]
@@ -114,7 +107,7 @@ def _sizes(N, C, H, W, OH, OW, k, stride):
 
 def _forward_gpu(x, k, stride, mode, OH, OW):
     import cupy
-    x = _float32_contiguous("x", x)
+    (x,) = cuda.float32(x=x)
     N, C, H, W = x.shape
     y = cupy.empty((N, C, OH, OW), dtype=cupy.float32)
     sizes = _sizes(N, C, H, W, OH, OW, k, stride)
@@ -132,7 +125,7 @@ def _forward_gpu(x, k, stride, mode, OH, OW):
 def _backward_gpu(dy, cache):
     import cupy
     (N, C, H, W), k, stride, mode, arg = cache
-    dy = _float32_contiguous("dy", dy)
+    (dy,) = cuda.float32(dy=dy)
     OH, OW = dy.shape[2], dy.shape[3]
     dx = cupy.empty((N, C, H, W), dtype=cupy.float32)
     sizes = _sizes(N, C, H, W, OH, OW, k, stride)

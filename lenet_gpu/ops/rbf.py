@@ -8,8 +8,9 @@ digits, lenet_gpu/digits.py), so the backward pass gives dx only:
 
     dx[n, j] = 2 sum_i dy[n, i] (x[n, j] - w[i, j]) = 2 (x[n, j] sum_i dy[n, i] - (dy @ w)[n, j])
 Second derivatives for SDLM: rbf_backward_hessian.
-Plain array maths: the same code runs on NumPy and CuPy.
+Array maths plus dense.matmul (BLAS on NumPy, kernels/dense.cu on CuPy).
 """
+from .dense import matmul
 
 
 def rbf_forward(x, w):
@@ -20,14 +21,15 @@ def rbf_forward(x, w):
         raise ValueError(f"RBF input has {x.shape[1]} features but the centres have shape "
                          f"{tuple(w.shape)} (K, features)")
     # |x|^2 - 2 x.w_i + |w_i|^2: one matrix product, no (N, K, F) temporary
-    y = (x * x).sum(axis=1, keepdims=True) - 2 * (x @ w.T) + (w * w).sum(axis=1)[None, :]
+    y = ((x * x).sum(axis=1, keepdims=True) - 2 * matmul(x, w, trans_b=True)
+         + (w * w).sum(axis=1)[None, :])
     return y, (x, w)
 
 
 def rbf_backward(dy, cache):
     """dy (N,K) -> dx (N,F)."""
     x, w = cache
-    return 2 * (x * dy.sum(axis=1, keepdims=True) - dy @ w)
+    return 2 * (x * dy.sum(axis=1, keepdims=True) - matmul(dy, w))
 
 
 def rbf_backward_hessian(d2y, dy, cache):
@@ -41,5 +43,5 @@ def rbf_backward_hessian(d2y, dy, cache):
     """
     x, w = cache
     s = d2y.sum(axis=1, keepdims=True)
-    gn = 4 * (x * x * s - 2 * x * (d2y @ w) + d2y @ (w * w))
+    gn = 4 * (x * x * s - 2 * x * matmul(d2y, w) + matmul(d2y, w * w))
     return gn + 2 * dy.sum(axis=1, keepdims=True)
