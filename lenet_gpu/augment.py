@@ -4,6 +4,8 @@ affine  (LeCun et al. 1998, section III-C): random planar affine maps combining 
         a scaling, a squeeze (horizontal compression with vertical elongation, or the reverse)
         and a horizontal shear. The paper gives no magnitudes; ours are the defaults of
         `random_affine` (+-2 px, +-10 %, +-10 %, +-0.15).
+affine-fixed  the paper's own regime: 9 affine copies of every image made once, presented in
+        turn with the originals (FixedAffineCopies).
 elastic (Simard, Steinkraus & Platt 2003): a displacement field of uniform(-1, 1) values per
         pixel and direction, smoothed by a Gaussian of standard deviation sigma (~4 px), scaled
         by alpha (~34).
@@ -19,7 +21,7 @@ import numpy as np
 
 from . import backend
 
-KINDS = ("none", "affine", "elastic")
+KINDS = ("none", "affine", "elastic", "affine-fixed")
 
 
 def _check(x):
@@ -83,16 +85,53 @@ def random_affine(x, seed=None, max_shift=2.0, max_scale=0.1, max_squeeze=0.1, m
             raise ValueError(f"{name} must be >= 0, got {v}")
     if max_scale >= 1 or max_squeeze >= 1:
         raise ValueError(f"max_scale and max_squeeze must be < 1, got {max_scale}, {max_squeeze}")
-    rng = _rng(seed)
-    N = x.shape[0]
-    u = rng.uniform(-1, 1, (N, 5))
+    u = _rng(seed).uniform(-1, 1, (x.shape[0], 5))
+    return affine_transform(x, *_affine_maps(u, max_shift, max_scale, max_squeeze, max_shear))
+
+
+def _affine_maps(u, max_shift, max_scale, max_squeeze, max_shear):
+    """(matrix (N,2,2), shift (N,2)) of random_affine from its draws u (N, 5) in [-1, 1]."""
     s, q = 1 + max_scale * u[:, 0], 1 + max_squeeze * u[:, 1]
     k, shift = max_shear * u[:, 2], max_shift * u[:, 3:5]
-    A = np.zeros((N, 2, 2))
+    A = np.zeros((u.shape[0], 2, 2))
     A[:, 0, 0] = s * q                    # row axis: scaled and elongated
     A[:, 1, 1] = s / q                    # column axis: scaled and compressed
     A[:, 1, 0] = k * s * q                # horizontal shear: col += k * row
-    return affine_transform(x, A, shift)
+    return A, shift
+
+
+class FixedAffineCopies:
+    """The paper's regime (section III-C): `copies` affine distortions of every training image,
+    drawn once from `seed` (magnitudes as random_affine's defaults), so with the originals the
+    set holds (1 + copies) x N images (the paper: 60,000 + 540,000). Each pass presents every
+    image once, in one of its versions: image i's versions in a fixed random order, pass p
+    taking version p mod (1 + copies) of it. With copies = 9 and 20 passes each of the 600,000
+    is seen twice. Called by fit as augment(x_batch, sample_indices, epoch)."""
+
+    per_sample = True
+
+    def __init__(self, n, copies=9, seed=0, **magnitudes):
+        rng = np.random.default_rng([seed, 2])
+        self.copies = int(copies)
+        self.u = rng.uniform(-1, 1, (n, self.copies, 5))
+        # version order per image: 0 is the original, 1..copies the distortions
+        self.version = rng.permuted(np.tile(np.arange(self.copies + 1), (n, 1)), axis=1)
+        self.magnitudes = {"max_shift": 2.0, "max_scale": 0.1, "max_squeeze": 0.1,
+                           "max_shear": 0.15, **magnitudes}
+
+    def __call__(self, x, idx, epoch):
+        """x: the batch (images idx of the training set, on any device); idx: host ints."""
+        _check(x)
+        idx = np.asarray(idx)
+        v = self.version[idx, (epoch - 1) % (self.copies + 1)]
+        rows = np.flatnonzero(v > 0)                  # the batch's images shown distorted
+        if rows.size == 0:
+            return x
+        maps = _affine_maps(self.u[idx[rows], v[rows] - 1], **self.magnitudes)
+        out = x.copy()
+        rows_dev = backend.get_array_module(x).asarray(rows)
+        out[rows_dev] = affine_transform(x[rows_dev], *maps)
+        return out
 
 
 def _gaussian_matrix(n, sigma):
@@ -121,11 +160,13 @@ def elastic(x, seed=None, alpha=34.0, sigma=4.0):
     return bilinear_sample(x, r[None] + dr, c[None] + dc)
 
 
-def make_augment(kind):
+def make_augment(kind, n=None, seed=0):
     """--augment: None for "none", else a function (x_batch, rng) -> distorted batch (same
-    device and dtype)."""
+    device and dtype); "affine-fixed" is FixedAffineCopies over the n training images."""
     if kind not in KINDS:
         raise ValueError(f"unknown augmentation {kind!r}; choose one of {', '.join(KINDS)}")
     if kind == "none":
         return None
+    if kind == "affine-fixed":
+        return FixedAffineCopies(n, seed=seed)
     return random_affine if kind == "affine" else elastic

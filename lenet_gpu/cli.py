@@ -11,7 +11,7 @@ from . import __version__, backend
 from .atomic import atomic_write
 from .augment import KINDS as AUGMENT_KINDS, make_augment
 from .data import DataError, load_mnist, preprocess
-from .layers import INITIALIZERS
+from .layers import INITIALIZERS, check_initializer
 from .model import Sequential, TrainingDiverged
 from .models import lenet5, lenet5_paper, mlp
 from .ops.activations import ACTIVATIONS
@@ -61,7 +61,7 @@ def _select_backend(name):
 
 def build_model(args):
     if args.model == "lenet5-paper":
-        return lenet5_paper(seed=args.seed, init=args.init)
+        return lenet5_paper(seed=args.seed, init=args.init, subsample_coef=args.subsample_coef)
     output = "softmax" if args.loss == "ce" else ("tanh" if "tanh" in args.activation else None)
     kw = dict(activation=args.activation, output=output, batchnorm=args.batchnorm,
               init=args.init, input_shape=(1, 28 + 2 * args.pad, 28 + 2 * args.pad), seed=args.seed)
@@ -84,8 +84,13 @@ def cmd_train(args):
         raise SystemExit(f"error: {out} already holds a run (metrics.json/model.npz); "
                          "choose another --out or pass --overwrite")
     resolve_paper_options(args)
+    check_initializer(args.init)
+    if args.subsample_coef is not None and args.model != "lenet5-paper":
+        raise ValueError("--subsample-coef is for --model lenet5-paper (its S2 and S4 layers)")
     if args.lr is None:
         args.lr = DEFAULT_LR[(args.optimizer, args.loss)]
+    if args.order is None:
+        args.order = "fixed" if args.optimizer == "sdlm" else "reshuffle"
     x_train, y_train, x_test, y_test = load_data(args)
     chosen = _select_backend(args.backend)
     prep = {"scale": args.scale, "pad": args.pad}
@@ -113,8 +118,10 @@ def cmd_train(args):
     try:
         model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
                   validation_data=(x_test, y_test), seed=args.seed,
+                  shuffle="once" if args.order == "fixed" else True,
                   verbose=0 if args.quiet else None, callback=checkpoint,
-                  augment=make_augment(args.augment), graph=False if args.eager else None)
+                  augment=make_augment(args.augment, n=len(x_train), seed=args.seed),
+                  graph=False if args.eager else None)
     except TrainingDiverged as e:
         report["diverged_in_epoch"] = e.epoch
         model.save(model_path)
@@ -205,6 +212,34 @@ def cmd_bench(args):
     return 0
 
 
+def cmd_sdlm_rates(args):
+    """The paper network's effective SDLM learning rates eta / (mu + h) for pass 1, from the h
+    that `train --model lenet5-paper --optimizer sdlm` would estimate with the same options and
+    seed, beside the range the paper reports (section III-B)."""
+    from .optim import SDLM
+    check_initializer(args.init)
+    _select_backend(args.backend)
+    x_train, y_train, _, _ = load_mnist(args.data, download=args.download)
+    model = lenet5_paper(seed=args.seed, init=args.init, subsample_coef=args.subsample_coef)
+    opt = SDLM(lr_scale=DEFAULT_LR[("sdlm", "paper")] if args.lr is None else args.lr, seed=args.seed)
+    model.compile("paper", opt)
+    x = backend.to_backend(preprocess(x_train, scale="paper", pad=2))
+    opt.start_epoch(1, model, x, backend.to_backend(y_train.astype(np.int64)))
+    r = opt.rates
+    if args.json:
+        print(json.dumps({"init": args.init, "subsample_coef": args.subsample_coef,
+                          "seed": args.seed, "lr": args.lr, **r}))
+        return 0
+    print(f"pass 1, init {args.init}, eta {opt.lr:g} (ceiling eta/mu = {r['ceiling']:.3g}); "
+          f"the paper: about 7e-05 .. 0.016")
+    rows = [("all", r)] + list(r["arrays"].items())
+    print(f"{'parameters':<16} {'min':>10} {'median':>10} {'max':>10} {'at ceiling':>11}")
+    for name, a in rows:
+        print(f"{name:<16} {a['min']:>10.3g} {a['median']:>10.3g} {a['max']:>10.3g} "
+              f"{a['at_ceiling_pct']:>10.1f}%")
+    return 0
+
+
 def cmd_study(args):
     from .study import run_study
     return run_study(args, main)
@@ -246,9 +281,15 @@ def make_parser():
     t.add_argument("--batchnorm", action="store_true")
     t.add_argument("--pool", choices=("avg", "max"), default="avg")
     t.add_argument("--c3-table", action="store_true", help="the paper's partial C3 connections")
-    t.add_argument("--init", choices=tuple(INITIALIZERS), default=None,
-                   help="default: he for relu, xavier otherwise; lecun (the paper's U(+-2.4/F)) "
-                        "for lenet5-paper; lecun_sqrt: U(+-2.4/sqrt(F))")
+    t.add_argument("--init", default=None, metavar="NAME",
+                   help=f"one of {', '.join(INITIALIZERS)}; default: he for relu, xavier "
+                        "otherwise, lecun (the paper's U(+-2.4/F)) for lenet5-paper; lecun_sqrt: "
+                        "U(+-2.4/sqrt(F)); fan_in:G: U(+-G/sqrt(F)), e.g. fan_in:1.2")
+    t.add_argument("--subsample-coef", type=float, default=None, metavar="C",
+                   help="lenet5-paper: S2 and S4's initial coefficient (default: drawn by --init)")
+    t.add_argument("--order", choices=("reshuffle", "fixed"), default=None,
+                   help="reshuffle: a new sample order every epoch (default); fixed: one random "
+                        "order kept for every pass, the paper's (default for sdlm)")
     t.add_argument("--weight-decay", type=float, default=0.0, metavar="F", help="L2 lambda")
     t.add_argument("--optimizer", choices=("sgd", "momentum", "nesterov", "adam", "sdlm"),
                    default="sgd",
@@ -273,7 +314,9 @@ def make_parser():
     t.add_argument("--augment", choices=AUGMENT_KINDS, default="none",
                    help="distort each training batch: affine (the paper's translations, scaling, "
                         "squeezing, shearing) or elastic (Simard et al. 2003, sigma 4, alpha 34); "
-                        "computed on the batch's device, reproducible by --seed")
+                        "affine-fixed: the paper's regime, 9 affine copies of each image made once "
+                        "and shown in turn with the original; computed on the batch's device, "
+                        "reproducible by --seed")
     t.add_argument("--eager", action="store_true",
                    help="on the GPU, launch every kernel of every step from Python instead of "
                         "replaying the step captured once as a CUDA graph (same numbers, slower)")
@@ -322,6 +365,17 @@ def make_parser():
     s.add_argument("--report-only", action="store_true",
                    help="train nothing; gather the finished cells into the report")
     s.set_defaults(func=cmd_study, argv=None)
+
+    r = sub.add_parser("sdlm-rates", help="the paper network's first-pass SDLM learning rates "
+                                          "for an initialisation, against the paper's range")
+    common(r)
+    r.add_argument("--init", default="lecun", metavar="NAME", help="as for train (default lecun)")
+    r.add_argument("--subsample-coef", type=float, default=None, metavar="C", help="as for train")
+    r.add_argument("--lr", type=float, default=None, metavar="F",
+                   help="factor on the paper's schedule, as for train --optimizer sdlm")
+    r.add_argument("--seed", type=int, default=0, metavar="S")
+    r.add_argument("--json", action="store_true", help="print one JSON object")
+    r.set_defaults(func=cmd_sdlm_rates)
 
     i = sub.add_parser("info", help="versions and the GPU found")
     i.set_defaults(func=cmd_info)

@@ -54,14 +54,40 @@ def he_normal(rng, shape, fan_in, fan_out):
     return rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)
 
 
-INITIALIZERS = {"lecun": lecun_uniform, "lecun_sqrt": lecun_sqrt_uniform, "xavier": xavier_uniform,
-                "he": he_normal}
+def fan_in_uniform(rng, shape, fan_in, fan_out, gain=1.0):
+    """U(-g/sqrt(F), g/sqrt(F)), F the fan-in, written "fan_in:g" (g = 1 without the suffix).
+    g = 1 to 1.2 with the paper's SDLM gives first-pass learning rates in the range the paper
+    reports (docs/paper/REPORT.md); g = sqrt(3) is Efficient BackProp's std F^-1/2."""
+    return rng.uniform(-1, 1, shape) * (gain / np.sqrt(fan_in))
+
+
+INITIALIZERS = {"lecun": lecun_uniform, "lecun_sqrt": lecun_sqrt_uniform, "fan_in": fan_in_uniform,
+                "xavier": xavier_uniform, "he": he_normal}
+
+
+def check_initializer(name):
+    """The initializer called `name` (None: no choice made, None back); "fan_in:g" passes the
+    gain g to fan_in_uniform. A ValueError names a bad name or gain."""
+    if name is None:
+        return None
+    return _initializer(name)
 
 
 def _initializer(name):
-    if name not in INITIALIZERS:
-        raise ValueError(f"unknown initializer {name!r}; choose one of {', '.join(INITIALIZERS)}")
-    return INITIALIZERS[name]
+    """The initializer called `name`; "fan_in:g" passes the gain g to fan_in_uniform."""
+    base, _, gain = str(name).partition(":")
+    if base not in INITIALIZERS or (gain and base != "fan_in"):
+        raise ValueError(f"unknown initializer {name!r}; choose one of {', '.join(INITIALIZERS)} "
+                         "(fan_in takes a gain: fan_in:1.2)")
+    if not gain:
+        return INITIALIZERS[base]
+    try:
+        g = float(gain)
+    except ValueError:
+        g = float("nan")
+    if not g > 0:
+        raise ValueError(f"initializer {name!r}: the gain after ':' must be a number > 0")
+    return lambda rng, shape, fan_in, fan_out: fan_in_uniform(rng, shape, fan_in, fan_out, g)
 
 
 # The paper's C3 connection table (Table I): C3 map k reads the S2 maps listed.
@@ -95,6 +121,11 @@ class Layer:
 
     def num_params(self):
         return sum(int(p.value.size) for p in self.params)
+
+    def connected(self, param):
+        """A bool mask of the entries of `param` that are real parameters (None: all of them);
+        Conv2D's weights of absent table connections are not."""
+        return None
 
     def forward(self, x, training=False):
         raise NotImplementedError
@@ -185,6 +216,11 @@ class Conv2D(Layer):
         return (f"Conv2D({self.in_channels}->{self.out_channels}, {k}x{k}, stride {self.stride}, "
                 f"pad {self.padding}{table}{'' if self.bias else ', no bias'})")
 
+    def connected(self, param):
+        if self.table is None or param.name != "W":
+            return None
+        return np.broadcast_to(self.table[:, :, None, None], param.value.shape)
+
     def num_params(self):
         k2 = self.kernel_size ** 2
         n = (self.table.sum() if self.table is not None else self.in_channels * self.out_channels) * k2
@@ -273,22 +309,27 @@ class MaxPool2D(Pool2D):
 class Subsampling(Layer):
     """The paper's S2/S4: y = coef[c] * (sum of each k x k block) + bias[c], 2 parameters per map.
 
-    coef is drawn by `init` with fan-in k*k (the paper's U(+-2.4/4) for "lecun"); bias starts at 0.
+    coef is drawn by `init` with fan-in k*k (the paper's U(+-2.4/4) for "lecun"), or starts at
+    the constant `coef` when given (EBLearn, LeCun's lab's later code, uses 0.5); bias starts at 0.
     The paper's squashing function follows as a separate Activation("scaled_tanh") layer.
     """
 
-    def __init__(self, channels, size=2, init="lecun"):
+    def __init__(self, channels, size=2, init="lecun", coef=None):
         self.channels, self.size, self.init = int(channels), int(size), init
+        self.coef = None if coef is None else float(coef)
         if self.channels < 1 or self.size < 1:
             raise ValueError(f"Subsampling needs channels >= 1 and size >= 1, got {channels}, {size}")
         _initializer(init)
 
     def config(self):
-        return dict(channels=self.channels, size=self.size, init=self.init)
+        config = dict(channels=self.channels, size=self.size, init=self.init)
+        return config if self.coef is None else {**config, "coef": self.coef}
 
     def build(self, rng, dtype=np.float32, backend_name="numpy"):
         C, k2 = self.channels, self.size ** 2
-        coef = _initializer(self.init)(rng, (C,), k2, 1)
+        coef = _initializer(self.init)(rng, (C,), k2, 1)      # drawn either way: same rng stream
+        if self.coef is not None:
+            coef = np.full(C, self.coef)
         self.params = [self._param("coef", coef, True, dtype, backend_name),
                        self._param("bias", np.zeros(C), False, dtype, backend_name)]
         self.built = True

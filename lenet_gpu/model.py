@@ -222,8 +222,12 @@ class Sequential:
         Each epoch takes the samples in batches of batch_size; when n % batch_size == 1 the lone
         last sample joins the batch before it (see batch_bounds), so every sample is used and
         batch norm always sees at least 2 samples.
+        shuffle: True draws a new order every epoch; "once" draws one and keeps it for every
+        epoch (the paper's "constant random order", appendix C); False keeps the data's order.
         augment(x_batch, rng) -> x_batch, e.g. augment.make_augment("elastic"), distorts each
-        training batch (with its own generator, seeded from `seed`).
+        training batch (with its own generator, seeded from `seed`); an augment with
+        per_sample = True (augment.FixedAffineCopies) is called as augment(x_batch,
+        sample_indices, epoch) instead.
         graph: None (default) runs the full batches through a StaticStep (lenet_gpu/step.py),
         captured once as a CUDA graph and replayed, on the GPU, and eagerly on NumPy; False runs
         every step eagerly; True also runs the static step on NumPy (the CPU tests compare it
@@ -234,6 +238,8 @@ class Sequential:
         """
         if int(batch_size) < 1 or int(epochs) < 0:
             raise ValueError(f"batch_size must be >= 1 and epochs >= 0, got {batch_size}, {epochs}")
+        if shuffle not in (True, False, "once"):
+            raise ValueError(f"shuffle must be True, False or 'once', got {shuffle!r}")
         self._check_batch_norm_batch(min(int(batch_size), len(x)))
         if self.backend == "numpy":
             backend.tune_cpu_allocator()
@@ -246,6 +252,7 @@ class Sequential:
         static = graph if graph is not None else self.backend == "cupy"
         step = StaticStep(self, min(int(batch_size), n), capture=graph is not False)
         rng = np.random.default_rng(self.seed if seed is None else seed)
+        kept_order = rng.permutation(n) if shuffle == "once" else None
         aug_rng = np.random.default_rng([self.seed if seed is None else seed, 1]) if augment else None
         verbose = (1 if sys.stderr.isatty() else 2) if verbose is None else verbose
         history = {k: [] for k in ("epoch", "lr", "train_loss", "train_error_pct", "test_loss",
@@ -257,7 +264,14 @@ class Sequential:
                 self.optimizer.start_epoch(epoch, self, xd, yd)
             step.reset()
             # the epoch's order goes to the device once: no host synchronisation per batch
-            order = xp.asarray(rng.permutation(n) if shuffle else np.arange(n))
+            order_host = kept_order if kept_order is not None else \
+                rng.permutation(n) if shuffle else np.arange(n)
+            order = xp.asarray(order_host)
+
+            def distort(xb, start, stop):
+                if getattr(augment, "per_sample", False):
+                    return augment(xb, order_host[start:stop], epoch)
+                return augment(xb, aug_rng)
             todo = batches
             if verbose == 1:
                 from tqdm.auto import tqdm
@@ -269,10 +283,10 @@ class Sequential:
                     if augment is None:
                         step.feed(xd, yd, idx)
                     else:
-                        step.feed(augment(xd[idx], aug_rng), yd[idx])
+                        step.feed(distort(xd[idx], start, stop), yd[idx])
                     step()
                 else:
-                    xb = xd[idx] if augment is None else augment(xd[idx], aug_rng)
+                    xb = xd[idx] if augment is None else distort(xd[idx], start, stop)
                     loss, c = self.train_step(xb, yd[idx])
                     step.add(loss, c, stop - start)
             loss_sum, correct = step.loss_sum, step.correct
@@ -281,7 +295,8 @@ class Sequential:
                 self._restore(snapshot)
                 raise TrainingDiverged(epoch, history)
             record = {"epoch": epoch, "lr": self.optimizer.lr, "train_loss": train_loss,
-                      "train_error_pct": 100.0 * (1 - int(correct) / n)}
+                      "train_error_pct": 100.0 * (1 - int(correct) / n),
+                      **self.optimizer.epoch_info()}
             if validation_data is not None:
                 ev = self.evaluate(*validation_data)
                 record.update(test_loss=ev["loss"], test_error_pct=ev["error_pct"])

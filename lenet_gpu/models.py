@@ -52,7 +52,7 @@ def lenet5(activation="tanh", output="softmax", batchnorm=False, pool="avg", c3_
     return model
 
 
-def lenet5_paper(seed=0, backend_name=None, init="lecun"):
+def lenet5_paper(seed=0, backend_name=None, init="lecun", subsample_coef=None):
     """LeNet-5 as in LeCun et al. 1998 (section II-B, appendix A), on 32x32 inputs.
 
     C1 conv 6@5x5, S2 trainable subsampling, C3 conv 16@5x5 with the paper's connection table,
@@ -64,16 +64,17 @@ def lenet5_paper(seed=0, backend_name=None, init="lecun"):
     is their argmin.
 
     init: "lecun" (default), the paper's U(+-2.4/F), F the fan-in; "lecun_sqrt" for
-    U(+-2.4/sqrt(F)). From the paper's init the activations start small (they shrink 5 to 10x
-    per weighted layer) and SDLM needs its global rate scaled down (optim.SDLM's lr_scale,
-    docs/paper/REPORT.md).
+    U(+-2.4/sqrt(F)); "fan_in:g" for U(+-g/sqrt(F)). From the paper's literal init the
+    activations start small (they shrink 5 to 10x per weighted layer) and SDLM's steps sit at
+    their ceiling; "fan_in:1" to "fan_in:1.2" give the paper's first-pass learning rates
+    (docs/paper/REPORT.md). subsample_coef: S2 and S4's initial coefficient (None: drawn by init).
     """
     model = Sequential(input_shape=(1, 32, 32), seed=seed, backend_name=backend_name)
     for layer in [
         Conv2D(1, 6, kernel_size=5, init=init), Activation("scaled_tanh"),                # C1
-        Subsampling(6, init=init), Activation("scaled_tanh"),                             # S2
+        Subsampling(6, init=init, coef=subsample_coef), Activation("scaled_tanh"),        # S2
         Conv2D(6, 16, kernel_size=5, table="c3", init=init), Activation("scaled_tanh"),   # C3
-        Subsampling(16, init=init), Activation("scaled_tanh"),                            # S4
+        Subsampling(16, init=init, coef=subsample_coef), Activation("scaled_tanh"),       # S4
         Conv2D(16, 120, kernel_size=5, init=init), Activation("scaled_tanh"),             # C5
         Flatten(),
         Dense(120, 84, init=init), Activation("scaled_tanh"),                             # F6

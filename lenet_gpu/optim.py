@@ -18,7 +18,7 @@ changes. `step(params)` does both.
 """
 import numpy as np
 
-from .backend import get_array_module
+from .backend import get_array_module, to_cpu
 
 
 def cosine_schedule(epochs):
@@ -86,6 +86,10 @@ class Optimizer:
         training data: sets this epoch's lr from the schedule."""
         if self.schedule is not None:
             self.lr = self.base_lr * float(self.schedule(epoch))
+
+    def epoch_info(self):
+        """What the optimizer has to say about this pass, for the epoch's metrics record."""
+        return {}
 
     def config(self):
         return {"name": type(self).__name__.lower(), "lr": self.lr, "weight_decay": self.weight_decay}
@@ -203,6 +207,7 @@ class SDLM(Optimizer):
         self.rng = np.random.default_rng(seed)
         self.h = None           # the pass's h_kk, one array per parameter
         self.steps = None       # B eta / (mu + h_kk): each parameter's step, frozen for the pass
+        self.rates = None       # rate_stats of the pass
 
     def start_epoch(self, epoch, model, x, y):
         self.lr = paper_rate(epoch) * self.lr_scale
@@ -215,6 +220,30 @@ class SDLM(Optimizer):
             self.steps = [xp.empty_like(h) for h in self.h]
         for step, h in zip(self.steps, self.h):   # in place: a captured step reads these arrays
             xp.divide(self.batch_size * self.lr, self.mu + h, out=step)
+        self.rates = self.rate_stats(model)
+
+    def rate_stats(self, model):
+        """The pass's effective learning rates eta / (mu + h_kk) per parameter (the paper's
+        section III-B quotes 7e-5 .. 0.016 for its first pass): min, median, max and the share
+        within 10% of the ceiling eta / mu (h_kk <= mu / 9), over all parameters and per
+        parameter array (layers.<i>.<name>). Weights of absent C3 connections are not counted."""
+        ceiling = self.lr / self.mu
+        rates = {}
+        h = iter(self.h)
+        for i, layer in enumerate(model.layers):
+            for p in layer.params:
+                r = self.lr / (self.mu + to_cpu(next(h)).astype(np.float64))
+                mask = layer.connected(p)
+                rates[f"layers.{i}.{p.name}"] = r[mask] if mask is not None else r.ravel()
+
+        def stats(r):
+            return {"min": float(r.min()), "median": float(np.median(r)), "max": float(r.max()),
+                    "at_ceiling_pct": 100.0 * float(np.mean(r >= 0.9 * ceiling))}
+        return {"ceiling": ceiling, **stats(np.concatenate(list(rates.values()))),
+                "arrays": {name: stats(r) for name, r in rates.items()}}
+
+    def epoch_info(self):
+        return {} if self.rates is None else {"sdlm_rates": self.rates}
 
     def prepare(self, params):
         if self.steps is None:
@@ -226,7 +255,7 @@ class SDLM(Optimizer):
 
     def reset(self):
         super().reset()
-        self.h = self.steps = None
+        self.h = self.steps = self.rates = None
 
     def config(self):
         return {**super().config(), "lr_scale": self.lr_scale, "mu": self.mu,

@@ -34,9 +34,12 @@ def cp():
     return cupy
 
 
-@pytest.fixture(autouse=True, scope="session")
+@pytest.fixture(autouse=True)
 def numpy_backend_by_default():
-    """The suite tests the NumPy reference unless a test moves a model to the GPU itself
-    (`auto` would otherwise build every model on the GPU of a GPU machine)."""
+    """Every test starts on the NumPy reference unless it moves a model to the GPU itself
+    (`auto` would otherwise build every model on the GPU of a GPU machine), and a test that
+    chose a backend (the CLI's --backend auto, say) does not leave it to the next one."""
     from lenet_gpu import backend
+    backend.set_backend("numpy")
+    yield
     backend.set_backend("numpy")

@@ -3,6 +3,7 @@ exact translations, and the --augment / show-augment commands."""
 import numpy as np
 import pytest
 
+import lenet_gpu as L
 from lenet_gpu.augment import affine_transform, elastic, make_augment, random_affine
 
 
@@ -102,3 +103,33 @@ def test_train_with_augment(mnist_dir, tmp_path):
                  "--epochs", "1", "--batch-size", "50", "--quiet", "--backend", "numpy",
                  "--augment", "affine"]) == 0
     assert json.loads((out / "metrics.json").read_text())["config"]["augment"] == "affine"
+
+
+def test_fixed_affine_copies_show_each_version_in_turn(rng):
+    """The paper's regime: every image has 1 + copies fixed versions (0 = the original); over
+    1 + copies passes each is shown exactly once, and a version is the same image every time."""
+    from lenet_gpu.augment import FixedAffineCopies
+    x = rng.uniform(0, 1, (5, 1, 12, 12)).astype(np.float32)
+    fixed = FixedAffineCopies(5, copies=3, seed=4)
+    idx = np.arange(5)
+    passes = [fixed(x, idx, epoch) for epoch in range(1, 9)]
+    for i in range(5):
+        versions = [p[i] for p in passes[:4]]
+        originals = [np.array_equal(v, x[i]) for v in versions]
+        assert sum(originals) == 1, "the original once per cycle of 1 + copies passes"
+        distinct = {v.tobytes() for v in versions}
+        assert len(distinct) == 4
+        for a, b in zip(passes[:4], passes[4:]):        # the next cycle repeats the same images
+            assert np.array_equal(a[i], b[i])
+    # a sub-batch in another order gets the same images as in the full batch
+    sub = fixed(x[[3, 1]], np.array([3, 1]), 2)
+    assert np.array_equal(sub, passes[1][[3, 1]])
+
+
+def test_fixed_affine_copies_train_through_fit(rng):
+    x = rng.uniform(0, 1, (12, 1, 28, 28)).astype(np.float32)
+    y = rng.integers(0, 10, 12)
+    model = L.lenet5().compile("ce", L.SGD(0.1))
+    hist = model.fit(x, y, epochs=2, batch_size=4, verbose=0, shuffle="once",
+                     augment=make_augment("affine-fixed", n=12, seed=1))
+    assert np.isfinite(hist["train_loss"]).all()

@@ -4,6 +4,8 @@ Inputs are fresh random arrays (the `rng` fixture); errors are measured as
 max |gpu - ref| / max |ref| in float32. Also: run-to-run determinism of every reduction,
 the launcher's argument checks, and batch norm's running-statistics update.
 """
+import os
+
 import numpy as np
 import pytest
 
@@ -18,6 +20,9 @@ from lenet_gpu.ops.pool2d import pool2d_backward, pool2d_forward
 pytestmark = pytest.mark.gpu
 
 RTOL = 1e-4
+# under ../shared/tools/gpu_emu (CPU emulation, ~1000x slower): multi-step trajectories are
+# shortened there, they check on a GPU what a few steps check in emulation
+EMULATED = os.environ.get("GPU_EMU") == "1"
 
 
 def rel_error(gpu, ref):

@@ -11,7 +11,7 @@ from lenet_gpu.ops.losses import loss_hessian_diagonal, paper_loss
 from lenet_gpu.ops.rbf import rbf_backward, rbf_backward_hessian, rbf_forward
 from lenet_gpu.ops.subsample import subsample_backward, subsample_backward_hessian, subsample_forward
 from lenet_gpu.optim import SDLM
-from test_gpu_ops import assert_close
+from test_gpu_ops import EMULATED, assert_close
 
 pytestmark = pytest.mark.gpu
 
@@ -87,3 +87,25 @@ def test_distortions_on_the_gpu_equal_the_cpu_ones(cp, rng, kind):
     out = fn(cp.asarray(x), np.random.default_rng(7))
     assert isinstance(out, cp.ndarray) and out.dtype == x.dtype
     assert_close(out, ref.astype(np.float64), kind, rtol=1e-5)
+
+
+def test_sdlm_at_batch_1_follows_the_numpy_pass(cp, rng):
+    """Issue 12: the paper's pass at batch 1 on the GPU takes the NumPy pass's steps, up to
+    float32 rounding, over the first 100 samples (losses step by step, weights after)."""
+    steps = 5 if EMULATED else 100
+    x = rng.uniform(-0.1, 1.175, (steps, 1, 32, 32)).astype(np.float32)
+    labels = rng.integers(0, 10, steps)
+    runs = []
+    for backend_name in ("numpy", "cupy"):
+        model = lenet5_paper(seed=1, init="fan_in:1.1", subsample_coef=0.5).to(backend_name)
+        opt = SDLM(lr_scale=1.0, batch_size=1, hessian_samples=50, seed=0)
+        model.compile("paper", opt)
+        xd, yd = (x, labels) if backend_name == "numpy" else (cp.asarray(x), cp.asarray(labels))
+        opt.start_epoch(1, model, xd, yd)
+        losses = [float(model.train_step(xd[i:i + 1], yd[i:i + 1])[0]) for i in range(steps)]
+        runs.append((model, losses))
+    (cpu, ref), (gpu, got) = runs
+    for i, (a, b) in enumerate(zip(got, ref)):
+        assert abs(a - b) <= 1e-3 * abs(b), f"step {i + 1}: loss {a} vs NumPy {b}"
+    for p, p_ref in zip(gpu.params, cpu.params):
+        assert_close(p.value, p_ref.value.astype(np.float64), f"{p.name} after {steps} steps", rtol=1e-3)

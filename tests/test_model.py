@@ -294,3 +294,24 @@ def test_fit_says_batch_norm_needs_two_samples_per_batch(rng):
         model.fit(x, y, epochs=1, batch_size=1, verbose=0)
     with pytest.raises(ValueError, match="at least 2 samples per batch"):
         model.fit(x[:1], y[:1], epochs=1, batch_size=4, verbose=0)
+
+
+def test_shuffle_once_keeps_one_order_for_every_epoch(rng):
+    """The paper's "constant random order": with shuffle="once" every epoch sees the same order."""
+    seen = []
+
+    def recording(x, idx, epoch):
+        seen.append((epoch, tuple(idx)))
+        return x
+    recording.per_sample = True
+    x, y = small_batch(rng, 12)
+    model = L.lenet5().compile("ce", L.SGD(0.01))
+    model.fit(x, y, epochs=3, batch_size=12, verbose=0, shuffle="once", augment=recording)
+    orders = [order for _, order in seen]
+    assert len(orders) == 3 and orders[0] == orders[1] == orders[2]
+    assert orders[0] != tuple(range(12))
+    seen.clear()
+    model.fit(x, y, epochs=2, batch_size=12, verbose=0, shuffle=True, augment=recording)
+    assert seen[0][1] != seen[1][1]
+    with pytest.raises(ValueError, match="shuffle must be True, False or 'once'"):
+        model.fit(x, y, shuffle="twice", verbose=0)

@@ -220,3 +220,49 @@ def test_sdlm_runs_on_the_classic_lenet5(rng):
     x, y = rng.random((8, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 8)
     hist = model.fit(x, y, epochs=1, batch_size=4, verbose=0)
     assert np.isfinite(hist["train_loss"][0])
+
+
+def test_fan_in_initializer_takes_a_gain():
+    from lenet_gpu.layers import check_initializer
+    rng = np.random.default_rng(0)
+    w = check_initializer("fan_in:1.2")(rng, (100000,), 25, 1)
+    assert np.abs(w).max() <= 1.2 / 5 and np.abs(w).max() > 0.99 * 1.2 / 5
+    assert np.abs(check_initializer("fan_in")(rng, (1000,), 25, 1)).max() <= 1 / 5
+    for bad in ("fan_in:0", "fan_in:x", "xavier:2", "nope"):
+        with pytest.raises(ValueError, match=f"initializer '{bad}'"):
+            check_initializer(bad)
+
+
+def test_sdlm_rate_stats_are_eta_over_mu_plus_h_without_absent_connections(rng):
+    model = L.lenet5_paper(seed=0, init="fan_in:1.1", subsample_coef=0.5)
+    opt = SDLM(lr_scale=1.0, hessian_samples=16)
+    model.compile("paper", opt)
+    x = rng.uniform(-0.1, 1.175, (16, 1, 32, 32)).astype(np.float32)
+    opt.start_epoch(1, model, x, rng.integers(0, 10, 16))
+    r = opt.rates
+    assert r["ceiling"] == pytest.approx(5e-4 / 0.02)
+    rates = np.concatenate([(opt.lr / (0.02 + h.astype(np.float64))).ravel() for h in opt.h])
+    c3 = model.layers[4]
+    absent = ~np.broadcast_to(c3.table[:, :, None, None], c3.params[0].value.shape)
+    assert np.all(opt.h[4][absent] == 0), "absent C3 weights have no curvature"
+    counted = sum(a.size for a in opt.h) - int(absent.sum())
+    assert counted == 60_000
+    assert r["min"] == pytest.approx(rates.min()) and r["max"] < r["ceiling"]
+    c3_rates = (opt.lr / (0.02 + opt.h[4].astype(np.float64)))[~absent]   # 1,500 present weights
+    assert r["arrays"]["layers.4.W"]["at_ceiling_pct"] == pytest.approx(
+        100 * np.mean(c3_rates >= 0.9 * r["ceiling"]))
+    assert opt.epoch_info() == {"sdlm_rates": r}
+
+
+def test_cli_sdlm_rates_prints_the_first_pass_range(mnist_dir, capsys):
+    from lenet_gpu.cli import main
+    import json
+    assert main(["sdlm-rates", "--data", mnist_dir, "--init", "fan_in:1.1", "--subsample-coef",
+                 "0.5", "--lr", "1", "--backend", "numpy", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert 3.5e-5 < r["min"] < 1.4e-4 and 8e-3 < r["max"] < 0.032     # the paper's 7e-5 .. 0.016, x/2
+    assert r["at_ceiling_pct"] == 0.0 and "layers.0.W" in r["arrays"]
+    assert main(["sdlm-rates", "--data", mnist_dir, "--backend", "numpy"]) == 0
+    assert "the paper: about 7e-05 .. 0.016" in capsys.readouterr().out
+    assert main(["sdlm-rates", "--data", mnist_dir, "--init", "fan_in:-1"]) == 2
+    assert "gain after ':' must be a number > 0" in capsys.readouterr().err
