@@ -12,6 +12,7 @@ def atomic_write(path, content):
     os.makedirs(d, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".part", dir=d)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())   # mkstemp makes 0600; a plain open() would not
         with os.fdopen(fd, "wb") as f:
             if callable(content):
                 content(f)
@@ -27,3 +28,9 @@ def atomic_write(path, content):
             pass
         raise
     return path
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

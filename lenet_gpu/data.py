@@ -10,6 +10,7 @@ import gzip
 import hashlib
 import http.client
 import os
+import time
 import urllib.request
 import zlib
 from pathlib import Path
@@ -53,68 +54,107 @@ _IDX_DTYPES = {
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
-def _read_content(path: Path) -> bytes:
-    """The file's bytes, gunzipped if it starts with the gzip magic."""
+# No IDX file of ours comes near this; a header that declares more is refused before any
+# allocation (MNIST's largest file holds 47 MB).
+MAX_IDX_BYTES = 1 << 30
+
+
+def _open_content(path: Path):
+    """A binary stream of the file's content, gunzipped if it starts with the gzip magic."""
     try:
-        data = path.read_bytes()
+        f = open(path, "rb")
     except FileNotFoundError as e:
         raise DataError(f"{path}: file not found") from e
     except OSError as e:
         raise DataError(f"{path}: cannot read file ({e})") from e
-    if data[:2] == _GZIP_MAGIC:
-        try:
-            data = gzip.decompress(data)
-        except EOFError as e:
-            raise DataError(f"{path}: truncated gzip stream ({e})") from e
-        except (OSError, zlib.error) as e:
-            raise DataError(f"{path}: corrupt gzip stream ({e})") from e
-    return data
+    if f.read(2) == _GZIP_MAGIC:
+        f.seek(0)
+        return gzip.GzipFile(fileobj=f, mode="rb"), f
+    f.seek(0)
+    return f, f
 
 
-def _parse_idx(data: bytes, path) -> np.ndarray:
-    if len(data) < 4:
-        raise DataError(f"{path}: truncated header ({len(data)} bytes, IDX needs at least 4)")
-    if data[0] != 0 or data[1] != 0:
-        raise DataError(
-            f"{path}: bad magic {data[:4].hex()} (an IDX file starts with two zero bytes)"
-        )
-    code, ndim = data[2], data[3]
-    if code not in _IDX_DTYPES:
-        known = ", ".join(f"0x{c:02x}" for c in _IDX_DTYPES)
-        raise DataError(f"{path}: unknown dtype code 0x{code:02x} (known: {known})")
-    if ndim == 0:
-        raise DataError(f"{path}: bad header, ndim is 0")
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise DataError(
-            f"{path}: truncated header ({len(data)} bytes, {ndim} dimensions need {header})"
-        )
-    dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    dtype = _IDX_DTYPES[code]
-    count = 1
-    for d in dims:
-        count *= d
-    expected = count * dtype.itemsize
-    actual = len(data) - header
-    if actual < expected:
-        raise DataError(
-            f"{path}: truncated payload: dims {dims} of {dtype.name} need {expected} bytes, "
-            f"file has {actual}"
-        )
-    if actual > expected:
-        raise DataError(
-            f"{path}: {actual - expected} trailing bytes after the {expected} bytes "
-            f"that dims {dims} of {dtype.name} need"
-        )
-    arr = np.frombuffer(data, dtype=dtype, count=count, offset=header)
-    # astype copies: the result is writable and native-endian.
-    return arr.astype(dtype.newbyteorder("=")).reshape(dims)
+def _read(stream, n: int, path) -> bytes:
+    """Up to n bytes from the stream; gzip problems (cut stream, bad CRC) as DataError."""
+    try:
+        return stream.read(n)
+    except EOFError as e:
+        raise DataError(f"{path}: truncated gzip stream ({e})") from e
+    except (OSError, zlib.error) as e:
+        raise DataError(f"{path}: corrupt gzip stream ({e})") from e
 
 
-def read_idx(path) -> np.ndarray:
-    """Read an IDX file (raw or gzip, detected by magic bytes) into a native-endian array."""
+def read_idx(path, max_bytes: int = MAX_IDX_BYTES) -> np.ndarray:
+    """Read an IDX file (raw or gzip, detected by magic bytes) into a native-endian array.
+
+    The header is read and checked first; the payload is then read into an array of exactly
+    the declared size, so a file never makes us allocate more than its header declares (and
+    at most max_bytes), however far a gzip stream would inflate."""
     path = Path(path)
-    return _parse_idx(_read_content(path), path)
+    stream, raw = _open_content(path)
+    with raw, stream:
+        head = _read(stream, 4, path)
+        if len(head) < 4:
+            raise DataError(f"{path}: truncated header ({len(head)} bytes, IDX needs at least 4)")
+        if head[0] != 0 or head[1] != 0:
+            raise DataError(
+                f"{path}: bad magic {head.hex()} (an IDX file starts with two zero bytes)"
+            )
+        code, ndim = head[2], head[3]
+        if code not in _IDX_DTYPES:
+            known = ", ".join(f"0x{c:02x}" for c in _IDX_DTYPES)
+            raise DataError(f"{path}: unknown dtype code 0x{code:02x} (known: {known})")
+        if ndim == 0:
+            raise DataError(f"{path}: bad header, ndim is 0")
+        dim_bytes = _read(stream, 4 * ndim, path)
+        if len(dim_bytes) < 4 * ndim:
+            raise DataError(f"{path}: truncated header ({4 + len(dim_bytes)} bytes, {ndim} "
+                            f"dimensions need {4 + 4 * ndim})")
+        dims = tuple(int.from_bytes(dim_bytes[4 * i:4 * i + 4], "big") for i in range(ndim))
+        dtype = _IDX_DTYPES[code]
+        expected = int(np.prod(dims, dtype=object)) * dtype.itemsize
+        # what the file on disk can hold: its size raw, deflate's ~1032:1 at most compressed
+        size = os.fstat(raw.fileno()).st_size
+        can_hold = size - 4 - 4 * ndim if stream is raw else 1032 * size
+        if expected > min(max_bytes, max(can_hold, 0)):
+            why = (f"the file holds only {size:,} bytes" if expected <= max_bytes
+                   else f"more than the {max_bytes:,} bytes allowed")
+            if stream is raw:
+                raise DataError(f"{path}: truncated payload: dims {dims} of {dtype.name} need "
+                                f"{expected} bytes, file has {max(can_hold, 0)}")
+            raise DataError(f"{path}: header declares dims {dims} of {dtype.name} "
+                            f"({expected:,} bytes): {why}")
+        payload = np.empty(expected, np.uint8)     # filled in chunks: no second copy
+        got = 0
+        while got < expected:
+            chunk = _read(stream, min(expected - got, 1 << 24), path)
+            if not chunk:
+                break
+            payload[got:got + len(chunk)] = np.frombuffer(chunk, np.uint8)
+            got += len(chunk)
+        if got < expected:
+            raise DataError(f"{path}: truncated payload: dims {dims} of {dtype.name} need "
+                            f"{expected} bytes, file has {got}")
+        tail = _read(stream, 1 << 20, path)       # also makes gzip check its CRC
+        if tail:
+            more = "" if len(tail) < 1 << 20 else " or more"
+            raise DataError(f"{path}: {len(tail)}{more} trailing bytes after the {expected} "
+                            f"bytes that dims {dims} of {dtype.name} need")
+    arr = payload.view(dtype)
+    return arr.astype(dtype.newbyteorder("="), copy=not dtype.isnative).reshape(dims)
+
+
+def _file_sha256(path: Path) -> str:
+    """sha256 of a file's decompressed content, read in chunks (bounded memory)."""
+    stream, raw = _open_content(path)
+    h = hashlib.sha256()
+    with raw, stream:
+        try:
+            for chunk in iter(lambda: stream.read(1 << 20), b""):
+                h.update(chunk)
+        except (EOFError, OSError, zlib.error) as e:
+            raise DataError(f"{path}: corrupt gzip stream ({e})") from e
+    return h.hexdigest()
 
 
 # ----------------------------------------------------------------------------- MNIST files
@@ -242,18 +282,37 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _fetch(url: str, timeout: float) -> bytes:
+# The official .gz files are 9.9 MB, 29 KB, 1.6 MB and 4.5 KB; a mirror's own gzip wrapper
+# may differ a little. More than this from one URL is not MNIST.
+MAX_DOWNLOAD_BYTES = 16 << 20
+
+
+def _fetch(url: str, timeout: float, deadline: float, max_bytes: int) -> bytes:
+    """The body at url: `timeout` seconds per read, the whole by time.monotonic() `deadline`,
+    at most max_bytes (a mirror that trickles or streams forever is cut off)."""
     req = urllib.request.Request(url, headers={"User-Agent": "lenet-gpu (python urllib)"})
+    chunks, size = [], 0
     with urllib.request.urlopen(req, timeout=timeout) as resp:
-        return resp.read()
+        while True:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"not finished within the download deadline ({size:,} bytes so far)")
+            chunk = resp.read1(1 << 16)        # whatever has arrived: a trickle cannot stall it
+            if not chunk:
+                return b"".join(chunks)
+            size += len(chunk)
+            if size > max_bytes:
+                raise ValueError(f"more than {max_bytes:,} bytes: not an MNIST file")
+            chunks.append(chunk)
 
 
-def download_mnist(dest=None, mirrors=None, timeout: float = 30.0, log=print) -> Path:
+def download_mnist(dest=None, mirrors=None, timeout: float = 30.0, log=print,
+                   deadline: float = 600.0, max_bytes: int = MAX_DOWNLOAD_BYTES) -> Path:
     """Download the four MNIST files into `dest` (resolved like load_mnist), verifying sha256.
 
     Files already present whose decompressed content matches the checksum are skipped.
     Each file is written atomically as `dest/<name>.gz` only after it verifies; an invalid
-    file already present is replaced in place.
+    file already present is replaced in place. `timeout`: seconds per network read;
+    `deadline`: seconds for each file from one mirror; `max_bytes`: the most one file may be.
     """
     dest = resolve_data_dir(dest)
     mirrors = list(MNIST_MIRRORS if mirrors is None else mirrors)
@@ -271,7 +330,7 @@ def download_mnist(dest=None, mirrors=None, timeout: float = 30.0, log=print) ->
             existing = None
         if existing is not None:
             try:
-                ok = _sha256(_read_content(existing)) == expected
+                ok = _file_sha256(existing) == expected
             except DataError:
                 ok = False
             if ok:
@@ -285,7 +344,7 @@ def download_mnist(dest=None, mirrors=None, timeout: float = 30.0, log=print) ->
             url = base + name + ".gz"
             log(f"{name}: downloading {url}")
             try:
-                gz = _fetch(url, timeout)
+                gz = _fetch(url, timeout, time.monotonic() + deadline, max_bytes)
                 content = gzip.decompress(gz)
             except (OSError, EOFError, zlib.error, http.client.HTTPException, ValueError) as e:
                 reason = f"{type(e).__name__}: {e}"

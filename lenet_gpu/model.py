@@ -23,7 +23,8 @@ import numpy as np
 from . import backend
 from .atomic import atomic_write
 from .layers import LAYERS, Activation, BatchNorm, Layer
-from .ops.losses import LOSSES, loss_hessian_diagonal, mse, paper_loss, softmax_cross_entropy
+from .ops.losses import (LOSSES, loss_hessian_diagonal, loss_squares_gradient, mse, one_hot_like,
+                         paper_loss, softmax_cross_entropy)
 from .optim import Optimizer
 from .step import StaticStep
 
@@ -149,10 +150,7 @@ class Sequential:
             loss, grad = paper_loss(out, labels)
             return loss, grad, (out.argmin(axis=1) == labels).sum()   # penalties: smallest wins
         else:
-            xp = backend.get_array_module(out)
-            target = xp.zeros_like(out)
-            target[xp.arange(out.shape[0]), labels] = 1
-            loss, grad = mse(out, target)
+            loss, grad = mse(out, one_hot_like(out, labels))
         correct = (out.argmax(axis=1) == labels).sum()
         return loss, grad, correct
 
@@ -170,10 +168,10 @@ class Sequential:
         for start in range(0, n, batch_size):
             xb, yb = x[start:start + batch_size], labels[start:start + batch_size]
             out = self.forward(xb, training=True, logits=True)
-            _, grad, _ = self._loss(out, yb)
             d2 = loss_hessian_diagonal(self.loss, out, yb)
+            own = loss_squares_gradient(self.loss, out, yb)    # for an RBF output's own curvature
             for i in range(len(layers) - 1, -1, -1):
-                d2 = layers[i].backward_hessian(d2, dy=grad if i == len(layers) - 1 else None,
+                d2 = layers[i].backward_hessian(d2, dy=own if i == len(layers) - 1 else None,
                                                 need_dx=i > 0)
             for t, p in zip(total, self.params):
                 t += p.hess * (xb.shape[0] / n)      # chunk mean -> mean over all n samples

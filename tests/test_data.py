@@ -8,6 +8,7 @@ import os
 import shutil
 import socket
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -444,3 +445,81 @@ def test_one_hot():
         one_hot([10])
     with pytest.raises(ValueError, match="0..9"):
         one_hot([-1])
+
+
+def _peak_bytes(fn):
+    """Peak Python-traced allocation while fn() runs (NumPy's buffers are traced too)."""
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        fn()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+def test_gzip_that_inflates_past_its_header_is_refused_in_bounded_memory(tmp_path):
+    """A 64 KB .gz whose header declares 20 bytes but which inflates to 64 MB: the reader stops
+    a megabyte past the declared payload (the old reader inflated all of it first)."""
+    import zlib as _zlib
+    comp = _zlib.compressobj(9, _zlib.DEFLATED, 31)        # gzip container
+    p = tmp_path / "bomb-idx.gz"
+    with open(p, "wb") as f:
+        f.write(comp.compress(idx_bytes(np.zeros((4, 5), np.uint8))))
+        for _ in range(64):
+            f.write(comp.compress(bytes(1 << 20)))
+        f.write(comp.flush())
+    assert p.stat().st_size < 200_000
+    with pytest.raises(DataError, match=r"bomb-idx\.gz.*1048576 or more trailing bytes"):
+        read_idx(p)
+    assert _peak_bytes(lambda: pytest.raises(DataError, read_idx, p)) < 4 << 20
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_a_header_declaring_more_than_the_file_can_hold_is_refused_before_allocating(tmp_path, gz):
+    header = bytes([0, 0, 0x08, 3]) + b"".join(n.to_bytes(4, "big") for n in (60000, 2800, 2800))
+    p = tmp_path / ("huge-idx.gz" if gz else "huge-idx")
+    p.write_bytes(gzip.compress(header + bytes(100)) if gz else header + bytes(100))
+    match = r"huge-idx.*(declares dims \(60000, 2800, 2800\)|truncated payload)"
+    assert _peak_bytes(lambda: pytest.raises(DataError, read_idx, p)) < 1 << 20
+    with pytest.raises(DataError, match=match):
+        read_idx(p)
+
+
+class EndlessHandler(QuietHandler):
+    """Answers every GET with a body that never ends: `rate` bytes every 0.1 s."""
+    rate = 1 << 16
+
+    def do_GET(self):
+        self.send_response(200)
+        self.end_headers()
+        try:
+            while True:
+                self.wfile.write(b"x" * self.rate)
+                self.wfile.flush()
+                time.sleep(0.1)
+        except OSError:
+            pass
+
+
+@pytest.mark.parametrize("rate, kwargs, message", [
+    (2, {"deadline": 1.0}, "not finished within the download deadline"),
+    (1 << 16, {"max_bytes": 100_000}, "more than 100,000 bytes: not an MNIST file"),
+])
+def test_download_of_a_trickling_or_endless_mirror_is_cut_off(tmp_path, monkeypatch, labels_only,
+                                                              rate, kwargs, message):
+    monkeypatch.setenv("no_proxy", "*")
+    handler = type("Handler", (EndlessHandler,), {"rate": rate})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(DataError, match=rf"{labels_only}.*{message}"):
+            download_mnist(tmp_path / "d", mirrors=[url], log=lambda m: None, timeout=5, **kwargs)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert time.monotonic() - t0 < 10

@@ -266,3 +266,19 @@ def test_cli_sdlm_rates_prints_the_first_pass_range(mnist_dir, capsys):
     assert "the paper: about 7e-05 .. 0.016" in capsys.readouterr().out
     assert main(["sdlm-rates", "--data", mnist_dir, "--init", "fan_in:-1"]) == 2
     assert "gain after ':' must be a number > 0" in capsys.readouterr().err
+
+
+def test_the_paper_losss_data_term_keeps_its_full_curvature_at_the_rbf(rng):
+    """hessian_diagonal weights the RBF's own curvature by the gradient of the data term only
+    (one-hot / N): at an F6 output on its class centre the second derivative is 2 per unit,
+    however confident the competitive term is (with the whole gradient it fell to 2(1 - sum p))."""
+    from lenet_gpu.ops.losses import loss_squares_gradient
+    w = rbf_centres()
+    labels = np.array([3, 7])
+    x = w[labels] + 0.01 * rng.standard_normal((2, 84))      # on the centres: confident
+    y, cache = rbf_forward(x, w)
+    own = loss_squares_gradient("paper", y, labels)
+    assert np.array_equal(own, np.eye(10)[labels] / 2)
+    d2x = rbf_backward_hessian(loss_hessian_diagonal("paper", y, labels), own, cache)
+    assert np.allclose(d2x, 2 / 2, rtol=0.01)          # 2 per unit, batch mean over N = 2
+    assert loss_squares_gradient("ce", y, labels) is None

@@ -91,3 +91,19 @@ def loss_hessian_diagonal(name, out, labels, j=PAPER_J):
     else:
         raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
     return p * (1 - p) / N
+
+
+def loss_squares_gradient(name, out, labels):
+    """dL/d(out) of the loss's sum-of-squares part, whose own curvature a Gauss-Newton pass
+    keeps exactly where the output layer is itself quadratic (the RBF: rbf_backward_hessian).
+    For the paper's loss that is its data term y_label: one-hot / N. The other losses never
+    sit on an RBF layer: None."""
+    return one_hot_like(out, labels) / out.shape[0] if name == "paper" else None
+
+
+def one_hot_like(out, labels):
+    """Zeros shaped like out (N, K) with a 1 at each row's label."""
+    xp = get_array_module(out)
+    t = xp.zeros_like(out)
+    t[xp.arange(out.shape[0]), labels] = 1
+    return t

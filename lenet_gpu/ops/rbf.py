@@ -33,13 +33,18 @@ def rbf_backward(dy, cache):
 
 
 def rbf_backward_hessian(d2y, dy, cache):
-    """Diagonal second derivative w.r.t. x, given the loss's d2E/dy_i^2 (d2y) and dE/dy_i (dy):
+    """Diagonal second derivative w.r.t. x, given d2E/dy_i^2 (d2y) and the weights dy of the
+    RBF's own curvature:
 
         d2x[n, j] = sum_i 4 (x_j - w_ij)^2 d2y[n, i]   +   2 sum_i dy[n, i]
-    The first term is Gauss-Newton (squared Jacobian); the second is the RBF's own curvature
-    (d2y_i/dx_j^2 = 2), kept because it is exact and, for the paper's loss, never negative:
-    sum_i dE/dy_i = e^-j / (e^-j + sum_i e^-y_i) > 0. It is what makes the correct class's
-    term y_c, a sum of squares, contribute its full curvature 2 per F6 unit.
+    The first term is Gauss-Newton (squared Jacobian); the second is the exact curvature of the
+    penalties themselves (d2y_i/dx_j^2 = 2) weighted by dy. Sequential.hessian_diagonal passes
+    for dy the gradient of the loss's sum-of-squares part only: for the paper's loss its data
+    term y_c = ||x - w_c||^2, exactly 2 per F6 unit, while the competitive log-sum-exp term
+    enters through Gauss-Newton, like every other layer. (With the whole gradient, the
+    competitive term's -2 p_i would cut the F6 curvature from 2 to 2 (1 - sum_i p_i) as the
+    network learns, about 0.9 after one pass, and SDLM's second pass would take steps ~2x
+    too large at the output and far more below: docs/paper/REPORT.md.)
     """
     x, w = cache
     s = d2y.sum(axis=1, keepdims=True)
