@@ -10,9 +10,14 @@ import numpy as np
 from . import __version__, backend
 from .atomic import atomic_write
 from .augment import KINDS as AUGMENT_KINDS, make_augment
-from .data import DataError, load_mnist, preprocess
+from .data import DataError, dataset_record, load_mnist, preprocess, resolve_data_dir
 from .layers import INITIALIZERS, check_initializer
 from .model import Sequential, TrainingDiverged
+from .rundir import EXIT_BAD_INPUT, EXIT_BUSY, EXIT_WRITE, RunDir, RunDirError  # noqa: F401
+
+# exit statuses (README, "Exit statuses"): 0 done, 2 bad input, 3 training diverged,
+# 4 an output could not be written, 5 the run directory is in use, 130 interrupted
+EXIT_DIVERGED, EXIT_INTERRUPTED = 3, 130
 from .models import lenet5, lenet5_paper, mlp
 from .ops.activations import ACTIVATIONS
 from .optim import make_optimizer
@@ -79,10 +84,6 @@ def load_data(args):
 
 def cmd_train(args):
     out = args.out or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
-    metrics_path, model_path = os.path.join(out, "metrics.json"), os.path.join(out, "model.npz")
-    if not args.overwrite and (os.path.exists(metrics_path) or os.path.exists(model_path)):
-        raise SystemExit(f"error: {out} already holds a run (metrics.json/model.npz); "
-                         "choose another --out or pass --overwrite")
     resolve_paper_options(args)
     check_initializer(args.init)
     if args.subsample_coef is not None and args.model != "lenet5-paper":
@@ -91,6 +92,12 @@ def cmd_train(args):
         args.lr = DEFAULT_LR[(args.optimizer, args.loss)]
     if args.order is None:
         args.order = "fixed" if args.optimizer == "sdlm" else "reshuffle"
+    with RunDir(out, args.overwrite):          # checked and locked before any work
+        return _train(args, out)
+
+
+def _train(args, out):
+    metrics_path, model_path = os.path.join(out, "metrics.json"), os.path.join(out, "model.npz")
     x_train, y_train, x_test, y_test = load_data(args)
     chosen = _select_backend(args.backend)
     prep = {"scale": args.scale, "pad": args.pad}
@@ -103,18 +110,24 @@ def cmd_train(args):
                                             schedule=args.lr_schedule, epochs=args.epochs))
     if not args.quiet:
         model.summary(file=sys.stderr)
-    os.makedirs(out, exist_ok=True)
-    config = {k: v for k, v in vars(args).items() if k != "func"}
-    report = {"config": config, "backend": chosen, "device": backend.device_name(),
+    # the run's record: its options, and the data by what identifies them (not where they lay)
+    config = {k: v for k, v in vars(args).items() if k not in ("func", "data", "out")}
+    report = {"config": config, "dataset": dataset_record(resolve_data_dir(args.data)),
+              "backend": chosen, "device": backend.device_name(),
               "lenet_gpu_version": __version__, "num_params": model.num_params(), "epochs": []}
+    saved = []          # epochs whose model this run wrote
 
     def checkpoint(epoch, record, model):
         report["epochs"].append(record)
         report["final_test_error_pct"] = record["test_error_pct"]
         model.save(model_path)                 # atomic: the previous epoch's file survives a crash
         write_json(metrics_path, report)
+        saved.append(epoch)
 
-    status = 0
+    def last_good():
+        return (f"the model after epoch {saved[-1]} is in {model_path}" if saved
+                else "no model was written (no epoch finished)")
+
     try:
         model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
                   validation_data=(x_test, y_test), seed=args.seed,
@@ -124,22 +137,22 @@ def cmd_train(args):
                   graph=False if args.eager else None)
     except TrainingDiverged as e:
         report["diverged_in_epoch"] = e.epoch
-        model.save(model_path)
         write_json(metrics_path, report)
-        print(f"error: {e}. The last good model is in {model_path}; try a smaller --lr.",
-              file=sys.stderr)
-        status = 3
+        print(f"error: {e}; {last_good()}. Try a smaller --lr.", file=sys.stderr)
+        return EXIT_DIVERGED
     except KeyboardInterrupt:
-        print(f"\ninterrupted; the model after the last finished epoch is in {model_path}",
+        print(f"\ninterrupted; {last_good()}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except OSError as e:
+        print(f"error: cannot write the run's files in {out} ({e.strerror or e}); {last_good()}",
               file=sys.stderr)
-        return 130
+        return EXIT_WRITE
     if report["epochs"]:
         report["seconds_total"] = sum(r["seconds"] for r in report["epochs"])
         write_json(metrics_path, report)
-    if status == 0:
-        print(f"final test error {report.get('final_test_error_pct', float('nan')):.2f}% "
-              f"after {args.epochs} epochs; wrote {metrics_path} and {model_path}")
-    return status
+    print(f"final test error {report.get('final_test_error_pct', float('nan')):.2f}% "
+          f"after {args.epochs} epochs; wrote {metrics_path} and {model_path}")
+    return 0
 
 
 def cmd_evaluate(args):
@@ -386,14 +399,26 @@ def main(argv=None):
     args = make_parser().parse_args(argv)
     if args.command == "study" and args.argv is None:
         args.argv = list(sys.argv[1:] if argv is None else argv)
-    for name in ("batch_size", "epochs", "steps", "seeds", "rows", "cols"):
+    for name in ("batch_size", "epochs", "steps", "seeds", "rows", "cols", "train_limit", "top"):
         if getattr(args, name, 1) is not None and getattr(args, name, 1) < 1:
-            raise SystemExit(f"error: --{name.replace('_', '-')} must be >= 1")
+            print(f"error: --{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}",
+                  file=sys.stderr)
+            return EXIT_BAD_INPUT
     try:
         return args.func(args)
+    except RunDirError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.status
     except (DataError, backend.BackendError, FileNotFoundError, ValueError, NotImplementedError) as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
+    except OSError as e:        # writing an output (a plot, a report) failed
+        where = f" {e.filename}" if getattr(e, "filename", None) else ""
+        print(f"error: cannot write{where}: {e.strerror or e}", file=sys.stderr)
+        return EXIT_WRITE
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

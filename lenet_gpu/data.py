@@ -30,6 +30,7 @@ __all__ = [
     "resolve_data_dir",
     "load_mnist",
     "download_mnist",
+    "dataset_record",
     "preprocess",
     "one_hot",
 ]
@@ -261,6 +262,8 @@ def load_mnist(data_dir=None, download: bool = False):
             raise DataError(
                 f"{lpath}: expected 1-D uint8 labels, got shape {labels.shape} {labels.dtype}"
             )
+        if len(images) == 0:
+            raise DataError(f"{ipath}: holds no images (the {split} split is empty)")
         if len(images) != len(labels):
             raise DataError(
                 f"count mismatch: {ipath} has {len(images)} images "
@@ -273,6 +276,16 @@ def load_mnist(data_dir=None, download: bool = False):
             )
         out += [images, labels]
     return tuple(out)
+
+
+def dataset_record(data_dir=None) -> dict:
+    """What identifies the MNIST files in data_dir (resolved like load_mnist), for a run's
+    record: the sha256 of each file's content and whether all four are the official ones. No
+    path: a record says which data, not where one machine kept them."""
+    directory = resolve_data_dir(data_dir)
+    sha = {name: _file_sha256(find_idx(directory, name)) for name in MNIST_FILES.values()}
+    return {"name": "MNIST", "official": all(sha[n] == MNIST_SHA256.get(n) for n in sha),
+            "sha256": sha}
 
 
 # ----------------------------------------------------------------------------- download

@@ -122,6 +122,11 @@ class Layer:
     def num_params(self):
         return sum(int(p.value.size) for p in self.params)
 
+    def array_shapes(self):
+        """{name: shape} of every array the layer saves (params and buffers), from its
+        hyperparameters alone: Sequential.load checks a file against it before building."""
+        return {}
+
     def connected(self, param):
         """A bool mask of the entries of `param` that are real parameters (None: all of them);
         Conv2D's weights of absent table connections are not."""
@@ -215,6 +220,11 @@ class Conv2D(Layer):
         table = "" if self.table is None else f", table {int(self.table.sum())}/{self.table.size}"
         return (f"Conv2D({self.in_channels}->{self.out_channels}, {k}x{k}, stride {self.stride}, "
                 f"pad {self.padding}{table}{'' if self.bias else ', no bias'})")
+
+    def array_shapes(self):
+        k = self.kernel_size
+        shapes = {"W": (self.out_channels, self.in_channels, k, k)}
+        return {**shapes, "b": (self.out_channels,)} if self.bias else shapes
 
     def connected(self, param):
         if self.table is None or param.name != "W":
@@ -334,6 +344,9 @@ class Subsampling(Layer):
                        self._param("bias", np.zeros(C), False, dtype, backend_name)]
         self.built = True
 
+    def array_shapes(self):
+        return {"coef": (self.channels,), "bias": (self.channels,)}
+
     def describe(self):
         k = self.size
         return f"Subsampling({self.channels} maps, {k}x{k} sum x coef + bias)"
@@ -386,6 +399,9 @@ class RBFOutput(Layer):
         self.buffers = {"centres": backend.to_backend(rbf_centres(dtype), backend_name)}
         self.built = True
 
+    def array_shapes(self):
+        return {"centres": (self.num_classes, self.in_features)}
+
     def describe(self):
         return f"RBFOutput({self.in_features}->{self.num_classes}, fixed 7x12 digit centres)"
 
@@ -425,6 +441,10 @@ class Dense(Layer):
         if self.bias:
             self.params.append(self._param("b", np.zeros(n_out), False, dtype, backend_name))
         self.built = True
+
+    def array_shapes(self):
+        shapes = {"W": (self.in_features, self.out_features)}
+        return {**shapes, "b": (self.out_features,)} if self.bias else shapes
 
     def output_shape(self, in_shape):
         if tuple(in_shape) != (self.in_features,):
@@ -507,6 +527,10 @@ class BatchNorm(Layer):
         self.buffers = {"running_mean": backend.to_backend(np.zeros(F, dtype), backend_name),
                         "running_var": backend.to_backend(np.ones(F, dtype), backend_name)}
         self.built = True
+
+    def array_shapes(self):
+        F = (self.num_features,)
+        return {"gamma": F, "beta": F, "running_mean": F, "running_var": F}
 
     def output_shape(self, in_shape):
         if in_shape[0] != self.num_features or len(in_shape) not in (1, 3):

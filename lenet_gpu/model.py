@@ -12,6 +12,7 @@ With loss "paper" (LeCun et al. 1998, eq. 9) the outputs are penalties, e.g. the
 RBFOutput layer: the predicted class is the *smallest* output (argmin), in training, evaluate
 and for users of `predict` (which returns the penalties themselves).
 """
+import inspect
 import json
 import math
 import os
@@ -23,6 +24,7 @@ import numpy as np
 from . import backend
 from .atomic import atomic_write
 from .layers import LAYERS, Activation, BatchNorm, Layer
+from .npz import NpzReader
 from .ops.losses import (LOSSES, loss_hessian_diagonal, loss_squares_gradient, mse, one_hot_like,
                          paper_loss, softmax_cross_entropy)
 from .optim import Optimizer
@@ -31,11 +33,17 @@ from .step import StaticStep
 FORMAT = "lenet-gpu/1"
 
 
-class TrainingDiverged(RuntimeError):
-    """The training loss became NaN or infinite; the model holds the last good weights."""
+# An epoch whose mean training loss exceeds this many times the untrained network's loss (at
+# least 1) has diverged: a working run never gets that far above its starting point.
+DIVERGENCE_FACTOR = 10.0
 
-    def __init__(self, epoch, history):
-        super().__init__(f"training loss became NaN or infinite in epoch {epoch}; "
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite, or blew up far above the untrained network's;
+    the model holds the last good weights."""
+
+    def __init__(self, epoch, history, why="became NaN or infinite"):
+        super().__init__(f"training loss {why} in epoch {epoch}; "
                          f"weights restored to the end of epoch {epoch - 1}")
         self.epoch, self.history = epoch, history
 
@@ -194,20 +202,39 @@ class Sequential:
         return loss, correct
 
     # ---- data helpers --------------------------------------------------------------------
-    def _device_data(self, x, y=None):
+    def _device_data(self, x, y=None, what="inputs"):
+        """x (and labels y) checked and moved to the model's device: x float of the model's
+        input shape with finite values, y integers in [0, outputs). ValueError names the problem."""
         x = np.asarray(x) if not backend.is_gpu_array(x) else x
         if x.ndim != 1 + len(self.input_shape or x.shape[1:]) or (
                 self.input_shape and tuple(x.shape[1:]) != self.input_shape):
-            raise ValueError(f"inputs have shape {tuple(x.shape)}; the model expects "
+            raise ValueError(f"{what} have shape {tuple(x.shape)}; the model expects "
                              f"(N, {', '.join(map(str, self.input_shape))})")
+        if x.shape[0] == 0:
+            raise ValueError(f"{what} are empty (0 samples)")
+        if x.dtype.kind != "f":
+            hint = (" (0..255 pixels: scale them first, e.g. lenet_gpu.data.preprocess, as the "
+                    "model's training data were)" if x.dtype == np.uint8 else "")
+            raise ValueError(f"{what} must be floating point, got {x.dtype}{hint}")
+        finite = backend.get_array_module(x).isfinite(x).all(axis=tuple(range(1, x.ndim)))
+        if not bool(finite.all()):
+            bad = int(np.argmin(backend.to_cpu(finite)))
+            raise ValueError(f"{what} contain NaN or infinite values (first in sample {bad})")
         xd = backend.to_backend(x.astype(self.dtype, copy=False), self.backend)
         if y is None:
             return xd
         y = backend.to_cpu(y)
         if y.shape != (x.shape[0],):
-            raise ValueError(f"labels must have shape ({x.shape[0]},) to match the inputs, got {y.shape}")
+            raise ValueError(f"labels must have shape ({x.shape[0]},) to match the {what}, got {y.shape}")
+        if y.dtype.kind == "f":
+            whole = np.isfinite(y) & (y == np.round(y))
+            if not whole.all():
+                bad = int(np.argmin(whole))
+                raise ValueError(f"labels must be whole numbers, got label[{bad}] = {y[bad]}")
+        elif y.dtype.kind not in "iu":
+            raise ValueError(f"labels must be integers, got {y.dtype}")
         n_out = self.output_shape()[0] if self.input_shape else None
-        if y.size and (y.min() < 0 or (n_out and y.max() >= n_out)):
+        if y.min() < 0 or (n_out and y.max() >= n_out):
             raise ValueError(f"labels must be integers in [0, {n_out}), got range "
                              f"[{y.min()}, {y.max()}]")
         return xd, backend.to_backend(y.astype(np.int64), self.backend)
@@ -238,13 +265,16 @@ class Sequential:
             raise ValueError(f"batch_size must be >= 1 and epochs >= 0, got {batch_size}, {epochs}")
         if shuffle not in (True, False, "once"):
             raise ValueError(f"shuffle must be True, False or 'once', got {shuffle!r}")
-        self._check_batch_norm_batch(min(int(batch_size), len(x)))
+        if self.loss is None or self.optimizer is None:
+            raise RuntimeError("call model.compile(loss=..., optimizer=...) before training")
         if self.backend == "numpy":
             backend.tune_cpu_allocator()
-        xd, yd = self._device_data(x, y)
+        xd, yd = self._device_data(x, y, "training inputs")
         if validation_data is not None:       # moved to the device once, not every epoch
-            validation_data = self._device_data(*validation_data)
+            validation_data = self._device_data(*validation_data, what="validation inputs")
         n = xd.shape[0]
+        self._check_batch_norm_batch(min(int(batch_size), n))
+        start_loss = self._untrained_loss(xd[:int(batch_size)], yd[:int(batch_size)])
         batches = batch_bounds(n, int(batch_size))
         xp = backend.get_array_module(xd)
         static = graph if graph is not None else self.backend == "cupy"
@@ -275,23 +305,30 @@ class Sequential:
                 from tqdm.auto import tqdm
                 todo = tqdm(batches, desc=f"epoch {epoch}/{epochs}", unit="batch", leave=True,
                             file=sys.stderr)
-            for start, stop in todo:
-                idx = order[start:stop]
-                if static and stop - start == step.batch_size:
-                    if augment is None:
-                        step.feed(xd, yd, idx)
+            # a diverging run overflows: that is reported after the epoch, not warned here
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                for start, stop in todo:
+                    idx = order[start:stop]
+                    if static and stop - start == step.batch_size:
+                        if augment is None:
+                            step.feed(xd, yd, idx)
+                        else:
+                            step.feed(distort(xd[idx], start, stop), yd[idx])
+                        step()
                     else:
-                        step.feed(distort(xd[idx], start, stop), yd[idx])
-                    step()
-                else:
-                    xb = xd[idx] if augment is None else distort(xd[idx], start, stop)
-                    loss, c = self.train_step(xb, yd[idx])
-                    step.add(loss, c, stop - start)
+                        xb = xd[idx] if augment is None else distort(xd[idx], start, stop)
+                        loss, c = self.train_step(xb, yd[idx])
+                        step.add(loss, c, stop - start)
             loss_sum, correct = step.loss_sum, step.correct
             train_loss = float(loss_sum) / n        # the one host synchronisation of the epoch
             if not math.isfinite(train_loss):
                 self._restore(snapshot)
                 raise TrainingDiverged(epoch, history)
+            if train_loss > DIVERGENCE_FACTOR * max(start_loss, 1.0):
+                self._restore(snapshot)
+                raise TrainingDiverged(epoch, history, f"blew up to {train_loss:.4g}, more than "
+                                       f"{DIVERGENCE_FACTOR:g}x the untrained network's "
+                                       f"{start_loss:.4g}")
             record = {"epoch": epoch, "lr": self.optimizer.lr, "train_loss": train_loss,
                       "train_error_pct": 100.0 * (1 - int(correct) / n),
                       **self.optimizer.epoch_info()}
@@ -311,6 +348,11 @@ class Sequential:
             if callback is not None:
                 callback(epoch, record, self)
         return history
+
+    def _untrained_loss(self, x, labels):
+        """The loss on one batch before training (inference mode), the yardstick of divergence."""
+        with np.errstate(all="ignore"):
+            return float(self._loss(self.forward(x, logits=True), labels)[0])
 
     def _check_batch_norm_batch(self, batch_size):
         """Batch norm in training normalises over the batch: a layer that sees one value per
@@ -352,10 +394,12 @@ class Sequential:
     def predict(self, x, batch_size=1000):
         """Network outputs as a NumPy array: class probabilities for a softmax model, penalties
         (RBF distances) for a "paper" model, whose predicted class is then `.argmin(axis=1)`."""
+        if len(x) == 0:
+            return np.zeros((0,) + self.output_shape(), self.dtype)
         xd = self._device_data(x)
         outs = [backend.to_cpu(self.forward(xd[s:s + batch_size], training=False))
                 for s in range(0, xd.shape[0], batch_size)]
-        return np.concatenate(outs) if outs else np.zeros((0,) + self.output_shape(), self.dtype)
+        return np.concatenate(outs)
 
     # ---- save / load ---------------------------------------------------------------------
     def architecture(self):
@@ -379,41 +423,85 @@ class Sequential:
 
     @classmethod
     def load(cls, path, backend_name=None):
-        """Rebuild a saved model (no pickle, no user code needed)."""
+        """Rebuild a saved model (no pickle, no user code needed).
+
+        The file is checked before anything is built: the architecture record, each layer's
+        class and settings, and the shape and dtype of every array against what the layers
+        declare, from the arrays' headers alone. A bad file raises ValueError naming the file
+        and the problem, having allocated no more than the file holds."""
         path = os.fspath(path)
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                arrays = {k: f[k] for k in f.files}
-        except FileNotFoundError:
-            raise FileNotFoundError(f"model file not found: {path}") from None
-        except Exception as e:
-            raise ValueError(f"{path} is not a readable .npz model file ({e})") from e
-        try:
-            arch = json.loads(str(arrays.pop("architecture")))
-            assert arch.get("format") == FORMAT
-        except Exception:
-            raise ValueError(f"{path} is not a lenet-gpu model (no '{FORMAT}' architecture record)") from None
-        model = cls(input_shape=arch["input_shape"], seed=arch["seed"], backend_name="numpy",
-                    dtype=arch["dtype"])
-        for i, spec in enumerate(arch["layers"]):
-            if spec["class"] not in LAYERS:
-                raise ValueError(f"{path}: unknown layer class {spec['class']!r} at position {i}")
-            layer = LAYERS[spec["class"]](**spec["config"])
-            model.add(layer)
-            named = list(layer.params) + list(layer.buffers)
-            for item in named:
-                name = item if isinstance(item, str) else item.name
-                key = f"layers.{i}.{name}"
-                if key not in arrays:
+        with NpzReader(path) as f:
+            if "architecture" not in f.headers or f.headers["architecture"][1].kind != "U":
+                raise ValueError(f"{path} is not a lenet-gpu model (no '{FORMAT}' architecture record)")
+            try:
+                arch = json.loads(str(f.read("architecture")))
+            except ValueError:
+                arch = None
+            if not isinstance(arch, dict) or arch.get("format") != FORMAT:
+                raise ValueError(f"{path} is not a lenet-gpu model (no '{FORMAT}' architecture record)")
+            layers, shape, dtype = _layers_from_architecture(path, arch)
+            expected = {f"layers.{i}.{name}": s
+                        for i, layer in enumerate(layers) for name, s in layer.array_shapes().items()}
+            found = {k: v for k, v in f.headers.items() if k != "architecture"}
+            for key, want in expected.items():
+                if key not in found:
                     raise ValueError(f"{path}: missing array {key!r}")
-                a = arrays.pop(key)
-                target = layer.buffers[name] if isinstance(item, str) else item.value
-                if a.shape != target.shape:
-                    raise ValueError(f"{path}: {key} has shape {a.shape}, expected {target.shape}")
-                target[...] = a
-        if arrays:
-            raise ValueError(f"{path}: unexpected arrays {sorted(arrays)}")
-        model.loss, model.meta = arch.get("loss"), arch.get("meta", {})
+                got, got_dtype = found[key]
+                if got != tuple(want):
+                    raise ValueError(f"{path}: {key} has shape {got}, expected {tuple(want)}")
+                if got_dtype.kind != "f":
+                    raise ValueError(f"{path}: {key} has dtype {got_dtype}, expected floats")
+            if set(found) - set(expected):
+                raise ValueError(f"{path}: unexpected arrays {sorted(set(found) - set(expected))}")
+            model = cls(input_shape=shape, seed=arch.get("seed", 0), backend_name="numpy", dtype=dtype)
+            for i, layer in enumerate(layers):
+                model.add(layer)
+                for p in layer.params:
+                    p.value[...] = f.read(f"layers.{i}.{p.name}")
+                for name, b in layer.buffers.items():
+                    b[...] = f.read(f"layers.{i}.{name}")
+        model.loss, model.meta = arch.get("loss"), arch.get("meta") or {}
         if backend_name is not None or backend.get_backend() != "numpy":
             model.to(backend_name or backend.get_backend())
         return model
+
+
+def _layers_from_architecture(path, arch):
+    """(layers, input shape, dtype) of an architecture record, each layer constructed (nothing
+    allocated yet) after its class and settings were checked; ValueError names what is wrong."""
+    def bad(what):
+        return ValueError(f"{path}: bad architecture record: {what}")
+    shape = arch.get("input_shape")
+    if not (isinstance(shape, list) and len(shape) in (1, 3)
+            and all(isinstance(d, int) and 0 < d <= 1 << 16 for d in shape)):
+        raise bad(f"input_shape must be 1 or 3 sizes in 1..65536, got {shape!r}")
+    dtype = arch.get("dtype", "float32")
+    if dtype not in ("float32", "float64"):
+        raise bad(f"dtype must be float32 or float64, got {dtype!r}")
+    if arch.get("loss") not in (None, *LOSSES):
+        raise bad(f"unknown loss {arch.get('loss')!r}")
+    if not isinstance(arch.get("meta", {}), (dict, type(None))):
+        raise bad("meta must be an object")
+    specs = arch.get("layers")
+    if not isinstance(specs, list) or not specs:
+        raise bad("layers must be a non-empty list")
+    layers = []
+    for i, spec in enumerate(specs):
+        if not isinstance(spec, dict) or not isinstance(spec.get("config", {}), dict):
+            raise bad(f"layer {i} must be an object with 'class' and 'config'")
+        name, config = spec.get("class"), spec.get("config", {})
+        if name not in LAYERS:
+            raise ValueError(f"{path}: unknown layer class {name!r} at position {i}")
+        params = {p: v for p, v in inspect.signature(LAYERS[name].__init__).parameters.items()
+                  if v.kind not in (v.VAR_POSITIONAL, v.VAR_KEYWORD)}
+        unknown = sorted(set(config) - set(params) - {"self"})
+        missing = [p for p, v in params.items() if p != "self" and v.default is v.empty and p not in config]
+        if unknown or missing:
+            raise bad(f"layer {i} ({name}): " + "; ".join(
+                ([f"unknown setting(s) {unknown}"] if unknown else []) +
+                ([f"missing setting(s) {missing}"] if missing else [])))
+        try:
+            layers.append(LAYERS[name](**config))
+        except (TypeError, ValueError, OverflowError) as e:
+            raise bad(f"layer {i} ({name}): {e}") from None
+    return layers, tuple(shape), dtype

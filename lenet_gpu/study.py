@@ -40,6 +40,12 @@ STUDY = list(CONFIGS)[:6]     # the C++ version's six: what `lenet-gpu study` ru
 CPP_REPORTED = {"tanh-mse": 1.01}
 
 
+def public(argv):
+    """argv as a report prints it: the data directory as DIR (where one machine kept MNIST is
+    nobody's business; the files' sha256 are in each run's metrics.json)."""
+    return [("DIR" if i and argv[i - 1] == "--data" else a) for i, a in enumerate(argv)]
+
+
 def cell_argv(args, name, seed):
     """The `lenet-gpu train` arguments of one cell."""
     out = os.path.join(args.out, "runs", name, f"seed{seed}")
@@ -61,7 +67,10 @@ def finished(out, epochs, argv):
             m = json.load(f)
     except (OSError, ValueError):
         return None
-    if len(m.get("epochs", [])) != epochs or "diverged_in_epoch" in m:
+    if not isinstance(m, dict) or not isinstance(m.get("epochs"), list) \
+            or not isinstance(m.get("config", {}), dict):
+        return None                           # not a metrics record: the cell runs again
+    if len(m["epochs"]) != epochs or "diverged_in_epoch" in m:
         return None
     from .cli import make_parser
     expected = vars(make_parser().parse_args(argv))
@@ -96,7 +105,7 @@ def summarize(args, cells):
             "final_train_error_pct": mean_std(train), "seconds_per_epoch": mean_std(secs),
             "per_seed_final_test_error_pct": dict(zip(map(str, runs), final)),
             "test_error_curves": curves,
-            "command": {str(s): "lenet-gpu " + shlex.join(cell_argv(args, name, s)[0])
+            "command": {str(s): "lenet-gpu " + shlex.join(public(cell_argv(args, name, s)[0]))
                         for s in args.seed_list},
         }
     any_run = next(iter(cells.values()), {})
@@ -177,8 +186,8 @@ def write_report(args, study, path, notes=None):
         skip = a == "--notes"
         if not skip:
             rerun.append(a)
-    lines += ["```", "", "The whole study, resuming where it stopped: `lenet-gpu " + shlex.join(rerun)
-              + "`", ""]
+    lines += ["```", "", "The whole study, resuming where it stopped: `lenet-gpu "
+              + shlex.join(public(rerun)) + "` (DIR: a directory with the four MNIST files)", ""]
     atomic_write(path, "\n".join(lines))
 
 

@@ -1,4 +1,6 @@
 """Layers, Sequential, optimizers, save/load."""
+import json
+
 import numpy as np
 import pytest
 
@@ -315,3 +317,102 @@ def test_shuffle_once_keeps_one_order_for_every_epoch(rng):
     assert seen[0][1] != seen[1][1]
     with pytest.raises(ValueError, match="shuffle must be True, False or 'once'"):
         model.fit(x, y, shuffle="twice", verbose=0)
+
+
+def _model_file(path, layers, arrays=None, **arch):
+    record = {"format": "lenet-gpu/1", "input_shape": [120], "seed": 0, "dtype": "float32",
+              "loss": "ce", "layers": layers, "meta": {}, **arch}
+    np.savez(path, architecture=np.array(json.dumps(record)), **(arrays or {}))
+    return path
+
+
+def _peak(fn):
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        fn()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+def test_a_hostile_model_file_is_refused_before_anything_is_built(tmp_path):
+    """A 1 KB file declaring Dense(8000, 8000) used to allocate ~800 MB before failing."""
+    path = _model_file(tmp_path / "big.npz", [{"class": "Dense", "config": {"in_features": 8000,
+                                                                          "out_features": 8000}}],
+                       input_shape=[8000])
+    assert path.stat().st_size < 2000
+    with pytest.raises(ValueError, match=r"big\.npz: missing array 'layers\.0\.W'"):
+        Sequential.load(path)
+    assert _peak(lambda: pytest.raises(ValueError, Sequential.load, path)) < 1 << 20
+    huge = {"class": "Dense", "config": {"in_features": 10 ** 6, "out_features": 10 ** 6}}
+    path = _model_file(tmp_path / "huge.npz", [huge], {"layers.0.W": np.zeros((2, 2), np.float32),
+                                                        "layers.0.b": np.zeros(2, np.float32)},
+                       input_shape=[10 ** 6 // 16])
+    with pytest.raises(ValueError, match=r"layers\.0\.W has shape \(2, 2\), expected \(1000000, 1000000\)"):
+        Sequential.load(path)
+    assert _peak(lambda: pytest.raises(ValueError, Sequential.load, path)) < 1 << 20
+
+
+def test_an_array_that_claims_more_than_the_file_holds_is_refused(tmp_path):
+    path = tmp_path / "lie.npz"
+    _model_file(path, [{"class": "Dense", "config": {"in_features": 120, "out_features": 4}}],
+                {"layers.0.W": np.zeros((120, 4), np.float32), "layers.0.b": np.zeros(4, np.float32)})
+    blob = path.read_bytes()
+    # rewrite W's header to claim (120000, 4): the zip entry's size no longer matches
+    blob = blob.replace(b"'shape': (120, 4)", b"'shape': (120000, 4)", 1)
+    path.write_bytes(blob)
+    with pytest.raises(ValueError, match=r"lie\.npz: member 'layers\.0\.W' declares|lie\.npz.*not a"):
+        Sequential.load(path)
+    assert _peak(lambda: pytest.raises(ValueError, Sequential.load, path)) < 1 << 20
+
+
+@pytest.mark.parametrize("layers, message", [
+    ([{"class": "Dense", "config": {"in_features": 120}}], r"layer 0 \(Dense\): missing setting\(s\) \['out_features'\]"),
+    ([{"class": "Dense", "config": {"in_features": 120, "out_features": 4, "colour": 1}}],
+     r"unknown setting\(s\) \['colour'\]"),
+    ([{"class": "Dense", "config": {"in_features": "x", "out_features": 4}}], r"layer 0 \(Dense\): invalid literal"),
+    ([{"class": "Nope", "config": {}}], r"unknown layer class 'Nope' at position 0"),
+    ([["Dense"]], r"layer 0 must be an object"),
+    ("Dense", r"layers must be a non-empty list"),
+])
+def test_bad_layer_records_name_the_layer_and_the_setting(tmp_path, layers, message):
+    path = _model_file(tmp_path / "m.npz", layers)
+    with pytest.raises(ValueError, match=message):
+        Sequential.load(path)
+
+
+def test_a_finite_blow_up_is_divergence_too_and_warns_nothing(rng, recwarn):
+    """lr 1e9 with tanh used to keep a finite loss near 1e10, exit 0 and leave 86% error."""
+    x, y = small_batch(rng, 20)
+    model = L.lenet5(activation="tanh").compile("ce", SGD(1e9))
+    with pytest.raises(TrainingDiverged, match=r"blew up to .*more than 10x the untrained "
+                                               r"network's .* in epoch 1"):
+        model.fit(x, y, epochs=3, batch_size=5, verbose=0)
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda x, y: (np.where(np.arange(8)[:, None, None, None] == 5, np.nan, x), y),
+     r"training inputs contain NaN or infinite values \(first in sample 5\)"),
+    (lambda x, y: ((x * 255).astype(np.uint8), y), r"training inputs must be floating point, "
+                                                   r"got uint8 \(0\.\.255 pixels: scale them"),
+    (lambda x, y: (x, y + 0.5), r"labels must be whole numbers, got label\[0\] = "),
+    (lambda x, y: (x, y.astype(str)), r"labels must be integers, got <U"),
+    (lambda x, y: (x[:0], y[:0]), r"training inputs are empty"),
+])
+def test_fit_names_bad_values(rng, change, message):
+    x, y = change(*small_batch(rng))
+    model = L.lenet5().compile("ce", SGD(0.1))
+    with pytest.raises(ValueError, match=message):
+        model.fit(x, y, verbose=0)
+
+
+def test_whole_float_labels_are_taken_and_uint8_predict_is_refused(rng):
+    x, y = small_batch(rng)
+    model = L.lenet5().compile("ce", SGD(0.1))
+    model.fit(x, y.astype(np.float32), epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="inputs must be floating point, got uint8"):
+        model.predict((x * 255).astype(np.uint8))
+    assert model.predict(x[:0]).shape == (0, 10)
