@@ -23,14 +23,42 @@ from .ops.activations import ACTIVATIONS
 from .optim import make_optimizer
 
 # Default learning rates when --lr is not given: (optimizer, loss) -> lr
-DEFAULT_LR = {("sgd", "mse"): 0.5, ("sgd", "ce"): 0.1, ("momentum", "mse"): 0.05,
+DEFAULT_LR = {("sgd", "mse"): 0.1, ("sgd", "ce"): 0.1, ("momentum", "mse"): 0.05,
               ("momentum", "ce"): 0.01, ("nesterov", "mse"): 0.05, ("nesterov", "ce"): 0.01,
               ("adam", "mse"): 1e-3, ("adam", "ce"): 1e-3,
               ("sgd", "paper"): 0.01, ("momentum", "paper"): 0.005, ("nesterov", "paper"): 0.005,
               ("adam", "paper"): 1e-3,
-              # sdlm: --lr multiplies the paper's per-pass schedule (1 = the paper's rates, which
-              # make our diagonal-Hessian steps too large: docs/paper/REPORT.md)
-              ("sdlm", "mse"): 0.1, ("sdlm", "ce"): 0.1, ("sdlm", "paper"): 0.1}
+              # sdlm: --lr multiplies the paper's per-pass schedule (1: the paper's own rates)
+              ("sdlm", "mse"): 1.0, ("sdlm", "ce"): 1.0, ("sdlm", "paper"): 1.0}
+
+# --preset: option values a preset gives where the command line gives none. "default" is
+# what `lenet-gpu train` does with no options: the study's best 20-epoch configuration.
+PRESETS = {
+    "default": dict(activation="relu", loss="ce", batchnorm=True, lr_schedule="cosine"),
+    "classic": dict(activation="tanh", loss="mse", batchnorm=False, lr_schedule="constant"),
+    "modern": dict(activation="relu", loss="ce", batchnorm=True, pool="max", lr_schedule="cosine",
+                   augment="affine", epochs=30),
+    "paper": dict(model="lenet5-paper", optimizer="sdlm", batch_size=1),
+}
+# what no preset sets
+FALLBACK = dict(model="lenet5", activation="tanh", batchnorm=False, pool="avg", optimizer="sgd",
+                lr_schedule="constant", batch_size=20, epochs=20, augment="none")
+
+
+# lenet5-paper's start when --init is not given: U(+-1.1/sqrt(F)) weights, S2/S4 coefficients
+# 0.5. With SDLM's estimates, its first-pass learning rates span 8.9e-5 .. 0.017, where the
+# paper reports 7e-5 .. 0.016 (docs/paper/REPORT.md); the literal U(+-2.4/F) is --init lecun.
+PAPER_INIT, PAPER_COEF = "fan_in:1.1", 0.5
+
+
+def apply_preset(args):
+    """Fill the options left unset from --preset (else "paper" for --model lenet5-paper,
+    "default" otherwise), then from FALLBACK."""
+    preset = args.preset or ("paper" if args.model == "lenet5-paper" else "default")
+    for source in (PRESETS[preset], FALLBACK):
+        for name, value in source.items():
+            if getattr(args, name) is None:
+                setattr(args, name, value)
 
 
 def resolve_paper_options(args):
@@ -44,7 +72,9 @@ def resolve_paper_options(args):
             if given is not None and given != value:
                 raise ValueError(f"--model lenet5-paper implies --{name} {value}; got --{name} {given}")
             setattr(args, name, value)
-        args.init = args.init or "lecun"
+        if args.init is None:       # the first-pass learning rates the paper reports
+            args.init = PAPER_INIT
+            args.subsample_coef = PAPER_COEF if args.subsample_coef is None else args.subsample_coef
         return
     if args.loss == "paper":
         raise ValueError(f"--loss paper needs an RBF output layer: use --model lenet5-paper, "
@@ -84,6 +114,7 @@ def load_data(args):
 
 def cmd_train(args):
     out = args.out or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
+    apply_preset(args)
     resolve_paper_options(args)
     check_initializer(args.init)
     if args.subsample_coef is not None and args.model != "lenet5-paper":
@@ -230,6 +261,9 @@ def cmd_sdlm_rates(args):
     that `train --model lenet5-paper --optimizer sdlm` would estimate with the same options and
     seed, beside the range the paper reports (section III-B)."""
     from .optim import SDLM
+    if args.init is None:
+        args.init = PAPER_INIT
+        args.subsample_coef = PAPER_COEF if args.subsample_coef is None else args.subsample_coef
     check_initializer(args.init)
     _select_backend(args.backend)
     x_train, y_train, _, _ = load_mnist(args.data, download=args.download)
@@ -284,15 +318,21 @@ def make_parser():
 
     t = sub.add_parser("train", help="train a model on MNIST")
     common(t)
-    t.add_argument("--model", choices=("lenet5", "lenet5-paper", "mlp"), default="lenet5",
+    t.add_argument("--preset", choices=tuple(PRESETS), default=None,
+                   help="a named recipe for the options not given: default (no --preset: ReLU, "
+                        "batch norm, cross-entropy, cosine lr, 20 epochs; the study's best), classic "
+                        "(the C++ version's baseline: tanh, MSE, average pooling), modern (default + "
+                        "max pooling, affine distortions, 30 epochs), paper (the 1998 network, SDLM, "
+                        "batch 1)")
+    t.add_argument("--model", choices=("lenet5", "lenet5-paper", "mlp"), default=None,
                    help="lenet5-paper: the 1998 network (trainable subsampling, C3 table, RBF "
                         "output); it implies --loss paper --scale paper --pad 2 (32x32 inputs in "
                         "[-0.1, 1.175]) and ignores --activation, --batchnorm, --pool, --c3-table")
-    t.add_argument("--activation", choices=[a for a in ACTIVATIONS if a != "softmax"], default="tanh")
+    t.add_argument("--activation", choices=[a for a in ACTIVATIONS if a != "softmax"], default=None)
     t.add_argument("--loss", choices=("mse", "ce", "paper"), default=None,
                    help="default ce; paper (the 1998 criterion on RBF penalties) for lenet5-paper")
-    t.add_argument("--batchnorm", action="store_true")
-    t.add_argument("--pool", choices=("avg", "max"), default="avg")
+    t.add_argument("--batchnorm", action=argparse.BooleanOptionalAction, default=None)
+    t.add_argument("--pool", choices=("avg", "max"), default=None)
     t.add_argument("--c3-table", action="store_true", help="the paper's partial C3 connections")
     t.add_argument("--init", default=None, metavar="NAME",
                    help=f"one of {', '.join(INITIALIZERS)}; default: he for relu, xavier "
@@ -305,18 +345,19 @@ def make_parser():
                         "order kept for every pass, the paper's (default for sdlm)")
     t.add_argument("--weight-decay", type=float, default=0.0, metavar="F", help="L2 lambda")
     t.add_argument("--optimizer", choices=("sgd", "momentum", "nesterov", "adam", "sdlm"),
-                   default="sgd",
+                   default=None,
                    help="sdlm: the paper's stochastic diagonal Levenberg-Marquardt (appendix C): "
                         "per-weight steps eta/(0.02 + h), h re-estimated on 500 samples before "
                         "each pass, eta from the paper's 20-pass schedule (0.0005 down to 0.00001)")
     t.add_argument("--lr", type=float, default=None, metavar="F",
-                   help="learning rate (default depends on optimizer and loss, e.g. sgd: 0.5 mse, "
-                        "0.1 ce); for sdlm a factor on the paper's schedule (default 0.1)")
+                   help="learning rate (default depends on optimizer and loss, e.g. sgd 0.1, "
+                        "momentum 0.01, adam 0.001); for sdlm a factor on the paper's schedule "
+                        "(default 1: the paper's own rates)")
     t.add_argument("--momentum", type=float, default=0.9)
-    t.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
+    t.add_argument("--lr-schedule", choices=("constant", "cosine"), default=None,
                    help="cosine: lr decays from --lr to about 0 over the epochs (set per epoch)")
-    t.add_argument("--batch-size", type=int, default=20, metavar="B")
-    t.add_argument("--epochs", type=int, default=20, metavar="N")
+    t.add_argument("--batch-size", type=int, default=None, metavar="B")
+    t.add_argument("--epochs", type=int, default=None, metavar="N")
     t.add_argument("--seed", type=int, default=0, metavar="S")
     t.add_argument("--scale", choices=("unit", "paper", "standard"), default=None,
                    help="pixel scaling: [0,1] (default), the paper's [-0.1,1.175], or mean/std")
@@ -324,7 +365,7 @@ def make_parser():
                    help="pad the 28x28 images by this many pixels (default 0)")
     t.add_argument("--train-limit", type=int, default=None, metavar="N",
                    help="train on the first N images only (quick checks)")
-    t.add_argument("--augment", choices=AUGMENT_KINDS, default="none",
+    t.add_argument("--augment", choices=AUGMENT_KINDS, default=None,
                    help="distort each training batch: affine (the paper's translations, scaling, "
                         "squeezing, shearing) or elastic (Simard et al. 2003, sigma 4, alpha 34); "
                         "affine-fixed: the paper's regime, 9 affine copies of each image made once "
@@ -382,7 +423,8 @@ def make_parser():
     r = sub.add_parser("sdlm-rates", help="the paper network's first-pass SDLM learning rates "
                                           "for an initialisation, against the paper's range")
     common(r)
-    r.add_argument("--init", default="lecun", metavar="NAME", help="as for train (default lecun)")
+    r.add_argument("--init", default=None, metavar="NAME",
+                   help=f"as for train (default {PAPER_INIT} with --subsample-coef {PAPER_COEF})")
     r.add_argument("--subsample-coef", type=float, default=None, metavar="C", help="as for train")
     r.add_argument("--lr", type=float, default=None, metavar="F",
                    help="factor on the paper's schedule, as for train --optimizer sdlm")

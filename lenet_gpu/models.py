@@ -52,7 +52,7 @@ def lenet5(activation="tanh", output="softmax", batchnorm=False, pool="avg", c3_
     return model
 
 
-def lenet5_paper(seed=0, backend_name=None, init="lecun", subsample_coef=None):
+def lenet5_paper(seed=0, backend_name=None, init="fan_in:1.1", subsample_coef=0.5):
     """LeNet-5 as in LeCun et al. 1998 (section II-B, appendix A), on 32x32 inputs.
 
     C1 conv 6@5x5, S2 trainable subsampling, C3 conv 16@5x5 with the paper's connection table,

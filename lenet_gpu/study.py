@@ -49,7 +49,13 @@ def public(argv):
 def cell_argv(args, name, seed):
     """The `lenet-gpu train` arguments of one cell."""
     out = os.path.join(args.out, "runs", name, f"seed{seed}")
-    argv = ["train", "--data", str(args.data) if args.data else None, *CONFIGS[name][1],
+    options = list(CONFIGS[name][1])
+    # the C++ version's setting where a configuration says nothing (train's own defaults differ)
+    if "--batchnorm" not in options:
+        options.append("--no-batchnorm")
+    if "--lr-schedule" not in options:
+        options += ["--lr-schedule", "constant"]
+    argv = ["train", "--data", str(args.data) if args.data else None, *options,
             "--optimizer", "sgd", "--batch-size", str(args.batch_size), "--epochs", str(args.epochs),
             "--seed", str(seed), "--backend", args.backend or "auto", "--out", out]
     if argv[2] is None:
@@ -75,6 +81,7 @@ def finished(out, epochs, argv):
     from .cli import make_parser
     expected = vars(make_parser().parse_args(argv))
     given = {a[2:].replace("-", "_") for a in argv if a.startswith("--")} - {"data", "out"}
+    given = {k[3:] if k.startswith("no_") and k not in expected else k for k in given}
     if any(m.get("config", {}).get(k) != expected[k] for k in given):
         return None
     return m

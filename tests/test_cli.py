@@ -105,3 +105,29 @@ def test_progress_bar_mode_runs(mnist_dir, capsys):
     model.fit(preprocess(x[:64]), y[:64], epochs=1, batch_size=32, verbose=1)
     err = capsys.readouterr().err
     assert "epoch 1/1" in err and "2/2" in err
+
+
+@pytest.mark.parametrize("preset, expected", [
+    (None, dict(activation="relu", loss="ce", batchnorm=True, lr_schedule="cosine", pool="avg",
+                augment="none", epochs=20, batch_size=20, lr=0.1)),
+    ("classic", dict(activation="tanh", loss="mse", batchnorm=False, lr_schedule="constant",
+                     pool="avg", lr=0.1)),
+    ("modern", dict(activation="relu", batchnorm=True, pool="max", augment="affine", epochs=30)),
+    ("paper", dict(model="lenet5-paper", optimizer="sdlm", batch_size=1, loss="paper", lr=1.0,
+                   init="fan_in:1.1", order="fixed")),
+])
+def test_presets_fill_the_options_not_given(preset, expected, monkeypatch):
+    from lenet_gpu import cli
+    monkeypatch.setattr(cli, "RunDir", lambda *a, **k: (_ for _ in ()).throw(SystemExit(0)))
+    args = cli.make_parser().parse_args(["train"] + (["--preset", preset] if preset else []))
+    with pytest.raises(SystemExit):       # stops where the run directory would be made
+        cli.cmd_train(args)
+    assert {k: vars(args)[k] for k in expected} == expected
+
+
+def test_an_explicit_option_beats_the_preset():
+    from lenet_gpu import cli
+    args = cli.make_parser().parse_args(["train", "--preset", "modern", "--no-batchnorm",
+                                         "--epochs", "3"])
+    cli.apply_preset(args)
+    assert args.batchnorm is False and args.epochs == 3 and args.pool == "max"

@@ -119,8 +119,14 @@ def test_paper_init_bounds(init, scale):
     assert np.abs(coef).max() <= scale(4)
 
 
-def test_paper_network_defaults_to_the_papers_init():
-    assert all(layer.init == "lecun" for layer in L.lenet5_paper().layers if hasattr(layer, "init"))
+def test_paper_network_defaults_to_the_start_that_gives_the_papers_rates():
+    """U(+-1.1/sqrt F) and S2/S4 coefficients 0.5 (test_sdlm checks the rates they give);
+    the paper's literal U(+-2.4/F) is one argument away."""
+    model = L.lenet5_paper()
+    assert all(layer.init == "fan_in:1.1" for layer in model.layers if hasattr(layer, "init"))
+    assert all(np.all(model.layers[i].params[0].value == 0.5) for i in (2, 6))
+    literal = L.lenet5_paper(init="lecun", subsample_coef=None)
+    assert np.abs(literal.layers[8].params[0].value).max() <= 2.4 / 400
 
 
 def small_paper_net(seed=1):
@@ -195,7 +201,9 @@ def test_cli_trains_the_paper_network(mnist_dir, tmp_path, capsys):
                  "--train-limit", "300", "--epochs", "1", "--batch-size", "10", "--quiet",
                  "--optimizer", "sdlm", "--backend", "numpy"]) == 0
     m = json.loads((out / "metrics.json").read_text())
-    assert m["config"]["optimizer"] == "sdlm" and m["config"]["lr"] == 0.1   # the paper's schedule x 0.1
+    assert m["config"]["optimizer"] == "sdlm" and m["config"]["lr"] == 1.0   # the paper's own rates
+    assert (m["config"]["init"], m["config"]["subsample_coef"]) == ("fan_in:1.1", 0.5)
+    assert m["config"]["order"] == "fixed"
     assert (m["config"]["loss"], m["config"]["scale"], m["config"]["pad"]) == ("paper", "paper", 2)
     assert m["num_params"] == 60_000
     model = Sequential.load(out / "model.npz")
