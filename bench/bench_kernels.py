@@ -3,8 +3,9 @@
     python -m pytest bench/bench_kernels.py --benchmark-json=bench.json -q
     python bench/summarize.py bench.json
 
-Each kernel at N = 20, 256 and 4096; NumPy only up to N = 256 (far too slow beyond); cuDNN when
-torch with CUDA is importable. Every timed call synchronizes the device before returning.
+Each kernel (conv, pooling, batch norm, the dense layer's matmul) at N = 20, 256 and 4096;
+NumPy only up to N = 256 (far too slow beyond); cuDNN (cuBLAS for dense) when torch with CUDA
+is importable. Every timed call synchronizes the device before returning.
 Groups are "<kernel> N=<N>"; extra_info carries bytes moved (each input read once, each output
 written once: the memory floor) and FLOPs, so summarize.py can report GB/s and GFLOP/s.
 """
@@ -20,7 +21,7 @@ if not backend.gpu_available():
 
 import cupy  # noqa: E402
 
-from lenet_gpu.ops import batch_norm, conv2d, pool2d  # noqa: E402
+from lenet_gpu.ops import batch_norm, conv2d, dense, pool2d  # noqa: E402
 
 try:
     import torch
@@ -40,7 +41,7 @@ CONVS = {  # name: (C, H, K, pad) with W = H, 5x5 kernels, stride 1
     "C5": (16, 5, 120, 0),
 }
 KERNELS = ([f"conv_{c}_{part}" for c in CONVS for part in ("fwd", "bwd_data", "bwd_weights")]
-           + ["pool_fwd", "pool_bwd", "bn_fwd", "bn_bwd"])
+           + ["pool_fwd", "pool_bwd", "bn_fwd", "bn_bwd", "dense_fwd", "dense_bwd"])
 IMPLS = ("ours", "cudnn", "numpy")
 
 
@@ -78,6 +79,26 @@ def case(kernel, N, rng):
                 "bwd_weights": lambda: (torch.nn.grad.conv2d_weight(xt, Wt.shape, dyt, padding=pad),
                                         dyt.sum(dim=(0, 2, 3))),
             }[part]
+        return fns, nbytes, flops
+
+    if kernel.startswith("dense"):  # F6: 120 -> 84 (kernels/dense.cu; cuBLAS for PyTorch)
+        x, W, b = (rng.standard_normal(s).astype(f32) for s in ((N, 120), (120, 84), (84,)))
+        dy = rng.standard_normal((N, 84)).astype(f32)
+        xg, Wg, bg, dyg = (cupy.asarray(a) for a in (x, W, b, dy))
+        _, cache = dense.dense_forward(xg, Wg, bg)
+        _, cache_np = dense.dense_forward(x, W, b)
+        if kernel == "dense_fwd":
+            fns = {"ours": lambda: dense.dense_forward(xg, Wg, bg),
+                   "numpy": lambda: dense.dense_forward(x, W, b)}
+            nbytes, flops = 4 * (x.size + W.size + b.size + dy.size), 2 * N * 120 * 84
+        else:
+            fns = {"ours": lambda: dense.dense_backward(dyg, cache),
+                   "numpy": lambda: dense.dense_backward(dy, cache_np)}
+            nbytes, flops = 4 * (2 * x.size + 2 * W.size + dy.size), 4 * N * 120 * 84
+        if HAVE_TORCH:
+            xt, Wt, bt, dyt = (torch.as_tensor(a, device="cuda") for a in (x, W, b, dy))
+            fns["cudnn"] = (lambda: torch.addmm(bt, xt, Wt)) if kernel == "dense_fwd" else \
+                (lambda: (dyt @ Wt.T, xt.T @ dyt, dyt.sum(0)))
         return fns, nbytes, flops
 
     if kernel.startswith("pool"):   # S2: 2x2 average pooling of C1's output

@@ -5,9 +5,11 @@ from .layers import (Activation, AvgPool2D, BatchNorm, Conv2D, Dense, Flatten, M
 from .model import Sequential, TrainingDiverged
 from .models import lenet5, lenet5_paper, mlp
 from .optim import SGD, Adam
+from .predict import pretrained
 
 __version__ = "0.1.0"
 
 __all__ = ["BackendError", "get_backend", "gpu_available", "set_backend", "to_cpu", "to_gpu",
            "Activation", "AvgPool2D", "BatchNorm", "Conv2D", "Dense", "Flatten", "MaxPool2D",
-           "Pool2D", "RBFOutput", "Subsampling", "c3_table", "Sequential", "TrainingDiverged", "lenet5", "lenet5_paper", "mlp", "SGD", "Adam"]
+           "Pool2D", "RBFOutput", "Subsampling", "c3_table", "Sequential", "TrainingDiverged", "lenet5", "lenet5_paper", "mlp", "SGD", "Adam",
+           "pretrained"]

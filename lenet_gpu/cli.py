@@ -204,6 +204,62 @@ def cmd_evaluate(args):
     return 0
 
 
+def cmd_predict(args):
+    """The digit in each image: class, probability and the runners-up."""
+    from .images import ImageError
+    from .predict import classify, pretrained
+    _select_backend(args.backend)
+    model = Sequential.load(args.model) if args.model else pretrained()
+    try:
+        results = classify(model, args.images, top=args.top)
+    except ImageError as e:
+        raise ValueError(str(e)) from None
+    if args.json:
+        print(json.dumps([{"image": name, "class": top[0][0], "probability": top[0][1],
+                           "top": [{"class": c, "probability": p} for c, p in top]}
+                          for name, top in results]))
+        return 0
+    for name, top in results:
+        rest = ", ".join(f"{c} ({p:.1%})" for c, p in top[1:])
+        print(f"{name}: {top[0][0]} ({top[0][1]:.1%})" + (f"; then {rest}" if rest else ""))
+    return 0
+
+
+def cmd_show(args):
+    """lenet-gpu show maps|kernels|confusion|errors|curves: a PNG figure."""
+    from . import show
+    from .predict import prepare, pretrained
+    if args.what == "curves":
+        if not args.runs:
+            raise ValueError("show curves needs one or more run directories (or metrics.json files)")
+        print(f"wrote {show.curves(args.runs, args.out)}")
+        return 0
+    backend.set_backend(args.backend or "numpy")
+    model = Sequential.load(args.model) if args.model else pretrained()
+    if args.what == "kernels":
+        print(f"wrote {show.kernels(model, args.out)}")
+        return 0
+    if args.what == "maps" and args.image:
+        from .images import ImageError, read_images
+        try:
+            images, _ = read_images([args.image])
+        except ImageError as e:
+            raise ValueError(str(e)) from None
+        print(f"wrote {show.maps(model, prepare(model, images[:1])[0], args.out)}")
+        return 0
+    _, _, x_test, y_test = load_mnist(args.data, download=args.download)
+    if args.what == "maps":
+        if not 0 <= args.index < len(x_test):
+            raise ValueError(f"--index must be in 0..{len(x_test) - 1}, got {args.index}")
+        path = show.maps(model, prepare(model, x_test[args.index:args.index + 1])[0], args.out)
+    elif args.what == "confusion":
+        path = show.confusion(model, prepare(model, x_test), y_test, args.out)
+    else:
+        path = show.errors(model, prepare(model, x_test), y_test, x_test, args.out)
+    print(f"wrote {path}")
+    return 0
+
+
 def cmd_show_augment(args):
     """A PNG grid: each row one training digit, first column the original, then distortions."""
     try:
@@ -385,6 +441,27 @@ def make_parser():
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(func=cmd_evaluate)
 
+    pr = sub.add_parser("predict", help="the digit in each image file (PNG/JPEG/BMP/GIF, .npy, "
+                                        "IDX, or a directory of them)")
+    pr.add_argument("images", nargs="+", metavar="IMAGE")
+    pr.add_argument("--model", metavar="MODEL.npz", help="default: the model shipped with lenet-gpu")
+    pr.add_argument("--top", type=int, default=3, metavar="K", help="classes shown per image")
+    pr.add_argument("--json", action="store_true", help="one JSON list, an object per image")
+    pr.add_argument("--backend", choices=backend.BACKENDS, default=None)
+    pr.set_defaults(func=cmd_predict)
+
+    sh = sub.add_parser("show", help="a PNG of what a model sees: maps (every layer's output for "
+                                     "one digit), kernels, confusion, errors (every misclassified "
+                                     "test digit), curves (error per epoch of runs)")
+    sh.add_argument("what", choices=("maps", "kernels", "confusion", "errors", "curves"))
+    sh.add_argument("runs", nargs="*", metavar="RUN", help="curves: run directories or metrics.json")
+    common(sh)
+    sh.add_argument("--model", metavar="MODEL.npz", help="default: the model shipped with lenet-gpu")
+    sh.add_argument("--image", metavar="IMAGE", help="maps: a digit image (default: a test digit)")
+    sh.add_argument("--index", type=int, default=0, help="maps: which test digit (default 0)")
+    sh.add_argument("--out", required=True, metavar="FIGURE.png")
+    sh.set_defaults(func=cmd_show)
+
     a = sub.add_parser("show-augment", help="write a PNG grid of distorted training digits "
                                             "(needs matplotlib)")
     common(a)
@@ -451,7 +528,8 @@ def main(argv=None):
     except RunDirError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.status
-    except (DataError, backend.BackendError, FileNotFoundError, ValueError, NotImplementedError) as e:
+    except (DataError, backend.BackendError, FileNotFoundError, ValueError, NotImplementedError,
+            ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except OSError as e:        # writing an output (a plot, a report) failed

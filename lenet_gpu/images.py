@@ -55,7 +55,7 @@ def to_mnist(grey, name="image"):
     mass = box.sum()
     r = (np.arange(box.shape[0]) @ box.sum(axis=1)) / mass
     c = (np.arange(box.shape[1]) @ box.sum(axis=0)) / mass
-    top, left = int(round(14 - 0.5 - r)), int(round(14 - 0.5 - c))
+    top, left = int(round(14 - r)), int(round(14 - c))      # MNIST's own centres sit at 14.0
     top = min(max(top, 0), 28 - box.shape[0])
     left = min(max(left, 0), 28 - box.shape[1])
     out = np.zeros((28, 28))
