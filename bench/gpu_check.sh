@@ -15,7 +15,10 @@
 #   train      the study's baseline and ReLU+CE+BN, 20 epochs on the GPU, each twice (the two
 #              runs must be identical), final errors against the CPU study's seed spread
 #   paper      one SDLM pass of the 1998 network at batch 1 on the GPU
-# Groups: quick = info nvcc tests memcheck racecheck; bench = kernels epoch; all = everything.
+#   study      the study on the GPU: 7 configurations x 3 seeds x 20 epochs, 7 cells at a time
+#              (--jobs), wall time printed (issue 12: <= 3 minutes); resumes if cut off
+# Groups: quick = info nvcc tests memcheck racecheck; bench = kernels epoch; all = everything
+# but study (run it on its own: bash bench/gpu_check.sh study).
 #
 # Needs MNIST for train and paper: mkdir -p .data/mnist && cp ../shared/data/mnist/*.gz .data/mnist/
 # and carry .data. The whole log goes to $OUT/gpu_check.log (else bench/gpu_check-<date>.log),
@@ -31,7 +34,7 @@ PY="${PYTHON:-python3}"
 export DEST="${DEST:-${OUT:-$REPO/bench/gpu_check-$(date +%Y%m%d-%H%M%S)}}"
 EPOCHS="${GPU_CHECK_EPOCHS:-20}"
 declare -A TIMEOUT=([info]=60 [nvcc]=180 [tests]=420 [memcheck]=420 [racecheck]=420
-                    [kernels]=480 [epoch]=540 [train]=580 [paper]=300)
+                    [kernels]=480 [epoch]=540 [train]=580 [paper]=300 [study]=580)
 
 step_info() {
     nvidia-smi -L || echo "nvidia-smi not available"
@@ -123,6 +126,14 @@ step_paper() {
     "$PY" -m lenet_gpu train --data "$LENET_GPU_DATA" --model lenet5-paper --optimizer sdlm \
         --batch-size 1 --epochs 1 --seed 0 --backend cupy --out "$DEST/paper" --overwrite --quiet || return 1
     "$PY" bench/gpu_compare.py paper "$DEST/paper" docs/paper/runs/paper-none/seed0
+}
+
+step_study() {
+    local start=$SECONDS
+    "$PY" -m lenet_gpu study --data "$LENET_GPU_DATA" --backend cupy --seeds 3 --jobs "${STUDY_JOBS:-7}" \
+        --configs tanh-mse tanh-mse-l2 relu-ce relu-ce-l2 tanh-mse-bn relu-ce-bn relu-ce-bn-cosine \
+        --out "$DEST/study-gpu" --notes docs/study/notes.md || return 1
+    echo "RESULT: 21 cells in $((SECONDS - start)) s wall; report $DEST/study-gpu/REPORT.md"
 }
 
 if [ "${1:-}" = --one ]; then   # one step, in a child process that `timeout` can stop

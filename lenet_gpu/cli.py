@@ -493,6 +493,9 @@ def make_parser():
     s.add_argument("--notes", metavar="FILE", help="markdown put into REPORT.md as its discussion")
     s.add_argument("--train-limit", type=int, default=None, metavar="N",
                    help="train each cell on the first N images only (quick checks)")
+    s.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="train N cells at a time, each its own process (they share the cores, "
+                        "or the one GPU); default 1")
     s.add_argument("--report-only", action="store_true",
                    help="train nothing; gather the finished cells into the report")
     s.set_defaults(func=cmd_study, argv=None)
@@ -518,7 +521,7 @@ def main(argv=None):
     args = make_parser().parse_args(argv)
     if args.command == "study" and args.argv is None:
         args.argv = list(sys.argv[1:] if argv is None else argv)
-    for name in ("batch_size", "epochs", "steps", "seeds", "rows", "cols", "train_limit", "top"):
+    for name in ("batch_size", "epochs", "steps", "seeds", "rows", "cols", "train_limit", "top", "jobs"):
         if getattr(args, name, 1) is not None and getattr(args, name, 1) < 1:
             print(f"error: --{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}",
                   file=sys.stderr)

@@ -278,7 +278,8 @@ class Sequential:
         batches = batch_bounds(n, int(batch_size))
         xp = backend.get_array_module(xd)
         static = graph if graph is not None else self.backend == "cupy"
-        step = StaticStep(self, min(int(batch_size), n), capture=graph is not False)
+        step = StaticStep(self, min(int(batch_size), n), capture=graph is not False,
+                          sample_shape=xd.shape[1:])
         rng = np.random.default_rng(self.seed if seed is None else seed)
         kept_order = rng.permutation(n) if shuffle == "once" else None
         aug_rng = np.random.default_rng([self.seed if seed is None else seed, 1]) if augment else None

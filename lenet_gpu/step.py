@@ -31,10 +31,11 @@ class StaticStep:
     """step = StaticStep(model, batch_size); step.reset(); step.feed(x, y); step(); ...
     then step.loss_sum and step.correct hold the epoch's sums (0-d device arrays)."""
 
-    def __init__(self, model, batch_size, capture=True):
+    def __init__(self, model, batch_size, capture=True, sample_shape=None):
         xp = np if model.backend == "numpy" else _cupy()
         self.model, self.batch_size, self.xp = model, int(batch_size), xp
-        self.x = xp.empty((self.batch_size, *model.input_shape), dtype=model.dtype)
+        shape = tuple(sample_shape or model.input_shape)
+        self.x = xp.empty((self.batch_size, *shape), dtype=model.dtype)
         self.labels = xp.empty((self.batch_size,), dtype=np.int64)
         self.loss_sum = xp.zeros((), np.float64)
         self.correct = xp.zeros((), np.int64)

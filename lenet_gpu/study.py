@@ -9,6 +9,7 @@ import json
 import math
 import os
 import shlex
+import subprocess
 import sys
 import time
 
@@ -238,6 +239,35 @@ def plot(study, out_dir):
     return paths
 
 
+def run_cells(args, cells, train):
+    """Train the cells -> {(name, seed): exit status}. --jobs 1: one after another in this
+    process (train is the CLI's main); --jobs N: N `lenet-gpu train` processes at a time, which
+    share the CPU cores or the one GPU (a LeNet-5 step leaves most of a GPU idle)."""
+    status = {}
+    if args.jobs <= 1:
+        for name, seed in cells:
+            argv, out = cell_argv(args, name, seed)
+            print(f"[study] {name} seed {seed}: training ({out})", file=sys.stderr, flush=True)
+            status[(name, seed)] = train(argv + ["--overwrite", "--quiet"])
+        return status
+    running = {}
+    queue = list(cells)
+    while queue or running:
+        while queue and len(running) < args.jobs:
+            name, seed = queue.pop(0)
+            argv, out = cell_argv(args, name, seed)
+            print(f"[study] {name} seed {seed}: training ({out})", file=sys.stderr, flush=True)
+            running[(name, seed)] = subprocess.Popen(
+                [sys.executable, "-m", "lenet_gpu", *argv, "--overwrite", "--quiet"],
+                stdout=subprocess.DEVNULL)
+        for cell, proc in list(running.items()):
+            if proc.poll() is not None:
+                status[cell] = proc.returncode
+                del running[cell]
+        time.sleep(0.2)
+    return status
+
+
 def run_study(args, train):
     """train(argv) -> exit status runs one cell (the CLI's main)."""
     args.seed_list = list(range(args.seed0, args.seed0 + args.seeds))
@@ -245,21 +275,26 @@ def run_study(args, train):
     if unknown:
         raise ValueError(f"unknown configuration(s) {', '.join(unknown)}; choose from {', '.join(CONFIGS)}")
     os.makedirs(args.out, exist_ok=True)
-    cells, failed = {}, []
-    for name in args.configs:
-        for seed in args.seed_list:
+    todo = [(name, seed) for name in args.configs for seed in args.seed_list]
+    status = {}
+    if not args.report_only:
+        pending = []
+        for name, seed in todo:
             argv, out = cell_argv(args, name, seed)
-            m = finished(out, args.epochs, argv)
-            if m is None and not args.report_only:
-                print(f"[study] {name} seed {seed}: training ({out})", file=sys.stderr, flush=True)
-                status = train(argv + ["--overwrite", "--quiet"])
-                m = finished(out, args.epochs, argv)
-                if m is None:
-                    failed.append(f"{name} seed {seed} (exit status {status})")
-            if m is not None:
-                cells[(name, seed)] = m
-                print(f"[study] {name} seed {seed}: final test error "
-                      f"{m['epochs'][-1]['test_error_pct']:.2f}%", file=sys.stderr, flush=True)
+            if finished(out, args.epochs, argv) is None:
+                pending.append((name, seed))
+        status = run_cells(args, pending, train)
+    cells, failed = {}, []
+    for name, seed in todo:
+        argv, out = cell_argv(args, name, seed)
+        m = finished(out, args.epochs, argv)
+        if m is None:
+            if not args.report_only:
+                failed.append(f"{name} seed {seed} (exit status {status.get((name, seed))})")
+            continue
+        cells[(name, seed)] = m
+        print(f"[study] {name} seed {seed}: final test error "
+              f"{m['epochs'][-1]['test_error_pct']:.2f}%", file=sys.stderr, flush=True)
     study = summarize(args, cells)
     atomic_write(os.path.join(args.out, "study.json"), json.dumps(study, indent=2) + "\n")
     plot(study, args.out)

@@ -447,7 +447,7 @@ def test_one_hot():
         one_hot([-1])
 
 
-def _peak_bytes(fn):
+def peak_bytes(fn):
     """Peak Python-traced allocation while fn() runs (NumPy's buffers are traced too)."""
     import tracemalloc
     tracemalloc.start()
@@ -473,7 +473,7 @@ def test_gzip_that_inflates_past_its_header_is_refused_in_bounded_memory(tmp_pat
     assert p.stat().st_size < 200_000
     with pytest.raises(DataError, match=r"bomb-idx\.gz.*1048576 or more trailing bytes"):
         read_idx(p)
-    assert _peak_bytes(lambda: pytest.raises(DataError, read_idx, p)) < 4 << 20
+    assert peak_bytes(lambda: pytest.raises(DataError, read_idx, p)) < 4 << 20
 
 
 @pytest.mark.parametrize("gz", [False, True])
@@ -482,7 +482,7 @@ def test_a_header_declaring_more_than_the_file_can_hold_is_refused_before_alloca
     p = tmp_path / ("huge-idx.gz" if gz else "huge-idx")
     p.write_bytes(gzip.compress(header + bytes(100)) if gz else header + bytes(100))
     match = r"huge-idx.*(declares dims \(60000, 2800, 2800\)|truncated payload)"
-    assert _peak_bytes(lambda: pytest.raises(DataError, read_idx, p)) < 1 << 20
+    assert peak_bytes(lambda: pytest.raises(DataError, read_idx, p)) < 1 << 20
     with pytest.raises(DataError, match=match):
         read_idx(p)
 

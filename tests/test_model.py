@@ -10,6 +10,7 @@ from lenet_gpu.model import Sequential, TrainingDiverged
 from lenet_gpu.optim import SGD, Adam, make_optimizer
 
 from gradcheck import assert_close, numerical_grad
+from test_data import peak_bytes
 
 
 def small_batch(rng, n=8):
@@ -326,17 +327,6 @@ def _model_file(path, layers, arrays=None, **arch):
     return path
 
 
-def _peak(fn):
-    import tracemalloc
-    tracemalloc.start()
-    try:
-        fn()
-    finally:
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-    return peak
-
-
 def test_a_hostile_model_file_is_refused_before_anything_is_built(tmp_path):
     """A 1 KB file declaring Dense(8000, 8000) used to allocate ~800 MB before failing."""
     path = _model_file(tmp_path / "big.npz", [{"class": "Dense", "config": {"in_features": 8000,
@@ -345,14 +335,14 @@ def test_a_hostile_model_file_is_refused_before_anything_is_built(tmp_path):
     assert path.stat().st_size < 2000
     with pytest.raises(ValueError, match=r"big\.npz: missing array 'layers\.0\.W'"):
         Sequential.load(path)
-    assert _peak(lambda: pytest.raises(ValueError, Sequential.load, path)) < 1 << 20
+    assert peak_bytes(lambda: pytest.raises(ValueError, Sequential.load, path)) < 1 << 20
     huge = {"class": "Dense", "config": {"in_features": 10 ** 6, "out_features": 10 ** 6}}
     path = _model_file(tmp_path / "huge.npz", [huge], {"layers.0.W": np.zeros((2, 2), np.float32),
                                                         "layers.0.b": np.zeros(2, np.float32)},
                        input_shape=[10 ** 6 // 16])
     with pytest.raises(ValueError, match=r"layers\.0\.W has shape \(2, 2\), expected \(1000000, 1000000\)"):
         Sequential.load(path)
-    assert _peak(lambda: pytest.raises(ValueError, Sequential.load, path)) < 1 << 20
+    assert peak_bytes(lambda: pytest.raises(ValueError, Sequential.load, path)) < 1 << 20
 
 
 def test_an_array_that_claims_more_than_the_file_holds_is_refused(tmp_path):
@@ -365,7 +355,7 @@ def test_an_array_that_claims_more_than_the_file_holds_is_refused(tmp_path):
     path.write_bytes(blob)
     with pytest.raises(ValueError, match=r"lie\.npz: member 'layers\.0\.W' declares|lie\.npz.*not a"):
         Sequential.load(path)
-    assert _peak(lambda: pytest.raises(ValueError, Sequential.load, path)) < 1 << 20
+    assert peak_bytes(lambda: pytest.raises(ValueError, Sequential.load, path)) < 1 << 20
 
 
 @pytest.mark.parametrize("layers, message", [

@@ -51,3 +51,13 @@ def test_a_cell_trained_with_other_options_runs_again(mnist_dir, tmp_path, monke
     assert run(mnist_dir, tmp_path, "--seeds", "1") == 0
     trained = [argv for argv in calls if argv[0] == "train"]
     assert len(trained) == 1 and trained[0][trained[0].index("--lr") + 1] == "0.05"
+
+
+def test_cells_run_as_parallel_processes_with_jobs(mnist_dir, tmp_path):
+    assert run(mnist_dir, tmp_path, "--seeds", "1", "--jobs", "2") == 0
+    s = json.loads((tmp_path / "study.json").read_text())
+    assert all(c["seeds"] == [0] for c in s["configs"].values())
+    for name in ("tanh-mse", "tanh-mse-bn"):
+        m = json.loads((tmp_path / "runs" / name / "seed0" / "metrics.json").read_text())
+        assert m["config"]["batchnorm"] is name.endswith("bn")
+        assert m["config"]["lr_schedule"] == "constant"
