@@ -13,14 +13,15 @@ from .augment import KINDS as AUGMENT_KINDS, make_augment
 from .data import DataError, dataset_record, load_mnist, preprocess, resolve_data_dir
 from .layers import INITIALIZERS, check_initializer
 from .model import Sequential, TrainingDiverged
-from .rundir import EXIT_BAD_INPUT, EXIT_BUSY, EXIT_WRITE, RunDir, RunDirError  # noqa: F401
-
-# exit statuses (README, "Exit statuses"): 0 done, 2 bad input, 3 training diverged,
-# 4 an output could not be written, 5 the run directory is in use, 130 interrupted
-EXIT_DIVERGED, EXIT_INTERRUPTED = 3, 130
 from .models import lenet5, lenet5_paper, mlp
 from .ops.activations import ACTIVATIONS
 from .optim import make_optimizer
+from .rundir import EXIT_BAD_INPUT, EXIT_WRITE, RunDir, RunDirError
+
+# exit statuses (README, "Exit statuses"): 0 done, 2 bad input, 3 training diverged,
+# 4 an output could not be written, 5 the run directory is in use (rundir.EXIT_BUSY),
+# 130 interrupted
+EXIT_DIVERGED, EXIT_INTERRUPTED = 3, 130
 
 # Default learning rates when --lr is not given: (optimizer, loss) -> lr
 DEFAULT_LR = {("sgd", "mse"): 0.1, ("sgd", "ce"): 0.1, ("momentum", "mse"): 0.05,

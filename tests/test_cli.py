@@ -3,11 +3,9 @@ import json
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from lenet_gpu.cli import main
-from lenet_gpu.model import Sequential
 
 
 def train(mnist_dir, out, *extra):

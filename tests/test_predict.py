@@ -14,7 +14,7 @@ import pytest
 
 import lenet_gpu
 from lenet_gpu import cli
-from lenet_gpu.images import ImageError, read_images, to_mnist
+from lenet_gpu.images import read_images, to_mnist
 from lenet_gpu.predict import classify, prepare, probabilities
 
 PIL = pytest.importorskip("PIL", reason="reading image files needs Pillow (the images extra)")
