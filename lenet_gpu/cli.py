@@ -393,10 +393,12 @@ def make_parser():
     t.add_argument("--c3-table", action="store_true", help="the paper's partial C3 connections")
     t.add_argument("--init", default=None, metavar="NAME",
                    help=f"one of {', '.join(INITIALIZERS)}; default: he for relu, xavier "
-                        "otherwise, lecun (the paper's U(+-2.4/F)) for lenet5-paper; lecun_sqrt: "
-                        "U(+-2.4/sqrt(F)); fan_in:G: U(+-G/sqrt(F)), e.g. fan_in:1.2")
+                        f"otherwise, {PAPER_INIT} with --subsample-coef {PAPER_COEF} for "
+                        "lenet5-paper (the paper's first-pass rates); lecun: the paper's literal "
+                        "U(+-2.4/F); lecun_sqrt: U(+-2.4/sqrt(F)); fan_in:G: U(+-G/sqrt(F))")
     t.add_argument("--subsample-coef", type=float, default=None, metavar="C",
-                   help="lenet5-paper: S2 and S4's initial coefficient (default: drawn by --init)")
+                   help=f"lenet5-paper: S2 and S4's initial coefficient (default {PAPER_COEF} when --init "
+                        "is not given, else drawn by --init)")
     t.add_argument("--order", choices=("reshuffle", "fixed"), default=None,
                    help="reshuffle: a new sample order every epoch (default); fixed: one random "
                         "order kept for every pass, the paper's (default for sdlm)")
