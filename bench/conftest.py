@@ -1,14 +1,14 @@
-"""Shared by the benchmarks: a registry of mean times and a ratio table at the end of the run."""
+"""Shared by the benchmarks: a registry of median times and a ratio table at the end of the run."""
 import pytest
 
-RESULTS = {}   # (group, implementation) -> mean seconds
+RESULTS = {}   # (group, implementation) -> median seconds
 
 
 @pytest.fixture
 def record():
-    """record(benchmark, group, impl): keep the benchmark's mean for the ratio table."""
+    """record(benchmark, group, impl): keep the benchmark's median for the ratio table."""
     def _record(benchmark, group, impl):
-        RESULTS[(group, impl)] = benchmark.stats.stats.mean
+        RESULTS[(group, impl)] = benchmark.stats.stats.median
     return _record
 
 
@@ -22,7 +22,7 @@ def pytest_terminal_summary(terminalreporter):
     impls = sorted({i for _, i in RESULTS},
                    key=lambda i: (preferred.index(i) if i in preferred else len(preferred), i))
     tr = terminalreporter
-    tr.section("mean seconds, and each implementation's time divided by the reference's (first column)")
+    tr.section("median seconds, and each implementation's time divided by the reference's (first column)")
     base = impls[0]
     tr.write_line(" | ".join(["group"] + impls + [f"{i}/{base}" for i in impls[1:]]))
     for g in groups:
