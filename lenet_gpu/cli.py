@@ -62,6 +62,14 @@ def apply_preset(args):
                 setattr(args, name, value)
 
 
+def paper_start(args):
+    """Without --init, the paper network starts from PAPER_INIT and PAPER_COEF (unless
+    --subsample-coef is given): the first-pass learning rates the paper reports."""
+    if args.init is None:
+        args.init = PAPER_INIT
+        args.subsample_coef = PAPER_COEF if args.subsample_coef is None else args.subsample_coef
+
+
 def resolve_paper_options(args):
     """--model lenet5-paper implies --loss paper --scale paper --pad 2; a conflicting value given
     on the command line is an error rather than silently replaced. Other models keep the old
@@ -73,9 +81,7 @@ def resolve_paper_options(args):
             if given is not None and given != value:
                 raise ValueError(f"--model lenet5-paper implies --{name} {value}; got --{name} {given}")
             setattr(args, name, value)
-        if args.init is None:       # the first-pass learning rates the paper reports
-            args.init = PAPER_INIT
-            args.subsample_coef = PAPER_COEF if args.subsample_coef is None else args.subsample_coef
+        paper_start(args)
         return
     if args.loss == "paper":
         raise ValueError(f"--loss paper needs an RBF output layer: use --model lenet5-paper, "
@@ -318,9 +324,7 @@ def cmd_sdlm_rates(args):
     that `train --model lenet5-paper --optimizer sdlm` would estimate with the same options and
     seed, beside the range the paper reports (section III-B)."""
     from .optim import SDLM
-    if args.init is None:
-        args.init = PAPER_INIT
-        args.subsample_coef = PAPER_COEF if args.subsample_coef is None else args.subsample_coef
+    paper_start(args)
     check_initializer(args.init)
     _select_backend(args.backend)
     x_train, y_train, _, _ = load_mnist(args.data, download=args.download)
