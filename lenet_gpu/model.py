@@ -432,12 +432,12 @@ class Sequential:
         and the problem, having allocated no more than the file holds."""
         path = os.fspath(path)
         with NpzReader(path) as f:
-            if "architecture" not in f.headers or f.headers["architecture"][1].kind != "U":
-                raise ValueError(f"{path} is not a lenet-gpu model (no '{FORMAT}' architecture record)")
-            try:
-                arch = json.loads(str(f.read("architecture")))
-            except ValueError:
-                arch = None
+            arch = None
+            if "architecture" in f.headers and f.headers["architecture"][1].kind == "U":
+                try:
+                    arch = json.loads(str(f.read("architecture")))
+                except ValueError:
+                    pass
             if not isinstance(arch, dict) or arch.get("format") != FORMAT:
                 raise ValueError(f"{path} is not a lenet-gpu model (no '{FORMAT}' architecture record)")
             layers, shape, dtype = _layers_from_architecture(path, arch)
