@@ -145,7 +145,8 @@ def _train(args, out):
     model.meta["preprocessing"] = prep
     model.compile(args.loss, make_optimizer(args.optimizer, args.lr, args.weight_decay, args.momentum,
                                             batch_size=args.batch_size, seed=args.seed,
-                                            schedule=args.lr_schedule, epochs=args.epochs))
+                                            schedule=args.lr_schedule, epochs=args.epochs,
+                                            mu=args.sdlm_mu))
     if not args.quiet:
         model.summary(file=sys.stderr)
     # the run's record: its options, and the data by what identifies them (not where they lay)
@@ -329,7 +330,8 @@ def cmd_sdlm_rates(args):
     _select_backend(args.backend)
     x_train, y_train, _, _ = load_mnist(args.data, download=args.download)
     model = lenet5_paper(seed=args.seed, init=args.init, subsample_coef=args.subsample_coef)
-    opt = SDLM(lr_scale=DEFAULT_LR[("sdlm", "paper")] if args.lr is None else args.lr, seed=args.seed)
+    opt = SDLM(lr_scale=DEFAULT_LR[("sdlm", "paper")] if args.lr is None else args.lr,
+               mu=args.sdlm_mu, seed=args.seed)
     model.compile("paper", opt)
     x = backend.to_backend(preprocess(x_train, scale="paper", pad=2))
     opt.start_epoch(1, model, x, backend.to_backend(y_train.astype(np.int64)))
@@ -377,6 +379,11 @@ def make_parser():
         sp.add_argument("--backend", choices=backend.BACKENDS, default=None,
                         help="auto (GPU if usable), numpy or cupy; default $LENET_GPU_BACKEND or auto")
 
+    def sdlm_mu(sp):
+        sp.add_argument("--sdlm-mu", type=float, default=0.02, metavar="MU",
+                        help="sdlm: mu in the step eta/(mu + h), which caps every step at eta/mu "
+                             "(default 0.02, the paper's)")
+
     t = sub.add_parser("train", help="train a model on MNIST")
     common(t)
     t.add_argument("--preset", choices=tuple(PRESETS), default=None,
@@ -410,13 +417,14 @@ def make_parser():
     t.add_argument("--optimizer", choices=("sgd", "momentum", "nesterov", "adam", "sdlm"),
                    default=None,
                    help="sdlm: the paper's stochastic diagonal Levenberg-Marquardt (appendix C): "
-                        "per-weight steps eta/(0.02 + h), h re-estimated on 500 samples before "
+                        "per-weight steps eta/(mu + h), h re-estimated on 500 samples before "
                         "each pass, eta from the paper's 20-pass schedule (0.0005 down to 0.00001)")
     t.add_argument("--lr", type=float, default=None, metavar="F",
                    help="learning rate (default depends on optimizer and loss, e.g. sgd 0.1, "
                         "momentum 0.01, adam 0.001); for sdlm a factor on the paper's schedule "
                         "(default 1: the paper's own rates)")
     t.add_argument("--momentum", type=float, default=0.9)
+    sdlm_mu(t)
     t.add_argument("--lr-schedule", choices=("constant", "cosine"), default=None,
                    help="cosine: lr decays from --lr to about 0 over the epochs (set per epoch)")
     t.add_argument("--batch-size", type=int, default=None, metavar="B")
@@ -515,6 +523,7 @@ def make_parser():
     r.add_argument("--subsample-coef", type=float, default=None, metavar="C", help="as for train")
     r.add_argument("--lr", type=float, default=None, metavar="F",
                    help="factor on the paper's schedule, as for train --optimizer sdlm")
+    sdlm_mu(r)
     r.add_argument("--seed", type=int, default=0, metavar="S")
     r.add_argument("--json", action="store_true", help="print one JSON object")
     r.set_defaults(func=cmd_sdlm_rates)

@@ -263,9 +263,10 @@ class SDLM(Optimizer):
 
 
 def make_optimizer(name, lr, weight_decay=0.0, momentum=0.9, batch_size=1, seed=0,
-                   schedule="constant", epochs=1):
+                   schedule="constant", epochs=1, mu=0.02):
     """The CLI's --optimizer: sgd | momentum | nesterov | adam | sdlm (lr scales the paper's
-    schedule; batch_size sets SDLM's per-sample step) and --lr-schedule constant | cosine."""
+    schedule; batch_size sets SDLM's per-sample step, mu its damping) and --lr-schedule
+    constant | cosine."""
     if schedule not in ("constant", "cosine"):
         raise ValueError(f"unknown lr schedule {schedule!r}; choose constant or cosine")
     sched = cosine_schedule(epochs) if schedule == "cosine" else None
@@ -279,5 +280,5 @@ def make_optimizer(name, lr, weight_decay=0.0, momentum=0.9, batch_size=1, seed=
     if name == "sdlm":
         if sched is not None:
             raise ValueError("sdlm follows the paper's own schedule; drop --lr-schedule")
-        return SDLM(lr, batch_size=batch_size, seed=seed, weight_decay=weight_decay)
+        return SDLM(lr, mu=mu, batch_size=batch_size, seed=seed, weight_decay=weight_decay)
     raise ValueError(f"unknown optimizer {name!r}; choose sgd, momentum, nesterov, adam or sdlm")

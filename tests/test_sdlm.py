@@ -266,6 +266,13 @@ def test_cli_sdlm_rates_prints_the_first_pass_range(mnist_dir, capsys):
     assert "the paper: about 7e-05 .. 0.016" in capsys.readouterr().out
     assert main(["sdlm-rates", "--data", mnist_dir, "--init", "fan_in:-1"]) == 2
     assert "gain after ':' must be a number > 0" in capsys.readouterr().err
+    # --sdlm-mu moves the ceiling eta/mu and lowers every rate; mu <= 0 is refused by name
+    assert main(["sdlm-rates", "--data", mnist_dir, "--backend", "numpy", "--sdlm-mu", "0.05",
+                 "--json"]) == 0
+    r05 = json.loads(capsys.readouterr().out)
+    assert r05["ceiling"] == pytest.approx(5e-4 / 0.05) and r05["max"] < r["max"]
+    assert main(["sdlm-rates", "--data", mnist_dir, "--sdlm-mu", "0"]) == 2
+    assert "mu must be > 0, got 0.0" in capsys.readouterr().err
 
 
 def test_the_paper_losss_data_term_keeps_its_full_curvature_at_the_rbf(rng):
