@@ -135,6 +135,10 @@ class Layer:
     def forward(self, x, training=False):
         raise NotImplementedError
 
+    def infer(self, x):
+        """forward in inference mode when no backward pass follows: a layer may keep less."""
+        return self.forward(x, training=False)
+
     def backward(self, dy, need_dx=True):
         raise NotImplementedError
 
@@ -251,6 +255,13 @@ class Conv2D(Layer):
         b = self.params[1].value if self.bias else None
         y, self._cache = conv2d_forward(x, self.params[0].value, b, self.stride, self.padding,
                                         self._table_dev)
+        return y
+
+    def infer(self, x):
+        self._require_built()
+        b = self.params[1].value if self.bias else None
+        y, self._cache = conv2d_forward(x, self.params[0].value, b, self.stride, self.padding,
+                                        self._table_dev, keep=False)
         return y
 
     def backward(self, dy, need_dx=True):

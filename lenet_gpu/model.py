@@ -137,11 +137,14 @@ class Sequential:
         last = self.layers[-1] if self.layers else None
         return self.loss == "ce" and isinstance(last, Activation) and last.name == "softmax"
 
-    def forward(self, x, training=False, logits=False):
-        """Run the layers. logits=True stops before a final softmax fused into CE."""
+    def forward(self, x, training=False, logits=False, keep=True):
+        """Run the layers. logits=True stops before a final softmax fused into CE; keep=False
+        (inference only) lets the layers drop what only a backward pass needs."""
+        if training and not keep:
+            raise ValueError("keep=False is for inference: training needs the backward caches")
         layers = self.layers[:-1] if (logits and self._fused_softmax()) else self.layers
         for layer in layers:
-            x = layer.forward(x, training)
+            x = layer.forward(x, training) if keep else layer.infer(x)
         return x
 
     def backward(self, dout, logits=False):
@@ -384,7 +387,7 @@ class Sequential:
         xp = backend.get_array_module(xd)
         loss_sum, correct = xp.zeros((), np.float64), xp.zeros((), np.int64)
         for start in range(0, xd.shape[0], batch_size):
-            out = self.forward(xd[start:start + batch_size], training=False, logits=True)
+            out = self.forward(xd[start:start + batch_size], logits=True, keep=False)
             loss, _, c = self._loss(out, yd[start:start + batch_size])
             loss_sum += loss * out.shape[0]
             correct += c
@@ -398,7 +401,7 @@ class Sequential:
         if len(x) == 0:
             return np.zeros((0,) + self.output_shape(), self.dtype)
         xd = self._device_data(x)
-        outs = [backend.to_cpu(self.forward(xd[s:s + batch_size], training=False))
+        outs = [backend.to_cpu(self.forward(xd[s:s + batch_size], keep=False))
                 for s in range(0, xd.shape[0], batch_size)]
         return np.concatenate(outs)
 

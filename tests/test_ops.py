@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from lenet_gpu.layers import c3_table
+from lenet_gpu.ops import activations, conv2d
 from lenet_gpu.ops.activations import ACTIVATIONS, activation_backward, activation_forward
 from lenet_gpu.ops.batch_norm import (batch_norm_backward, batch_norm_forward_infer,
                                       batch_norm_forward_train)
@@ -42,14 +43,20 @@ CONV_CASES = [  # N, C, H, W, K, k, stride, pad, table
 ]
 
 
+@pytest.mark.parametrize("slice_bytes", [None, 1], ids=["whole", "sample-slices"])
 @pytest.mark.parametrize("N,C,H,W,K,k,stride,pad,table", CONV_CASES)
-def test_conv2d_forward_and_gradients(rng, N, C, H, W, K, k, stride, pad, table):
+def test_conv2d_forward_and_gradients(rng, monkeypatch, N, C, H, W, K, k, stride, pad, table,
+                                      slice_bytes):
+    if slice_bytes is not None:         # the CPU im2col one sample at a time
+        monkeypatch.setattr(conv2d, "SLICE_BYTES", slice_bytes)
     x = rng.standard_normal((N, C, H, W))
     Wt = rng.standard_normal((K, C, k, k))
     b = rng.standard_normal(K)
     t = c3_table() if table == "c3" else None
     y, cache = conv2d_forward(x, Wt, b, stride, pad, t)
     np.testing.assert_allclose(y, conv_direct(x, Wt, b, stride, pad, t), rtol=1e-10, atol=1e-10)
+    y_infer, no_cache = conv2d_forward(x, Wt, b, stride, pad, t, keep=False)
+    assert no_cache is None and np.array_equal(y_infer, y)
 
     R = rng.standard_normal(y.shape)              # L = sum(y * R), so dL/dy = R
     dx, dW, db = conv2d_backward(R, cache)
@@ -173,7 +180,10 @@ def test_dense_gradients(rng):
 
 @pytest.mark.parametrize("name", ACTIVATIONS)
 @pytest.mark.parametrize("shape", [(1, 10), (3, 2, 5, 4)])
-def test_activation_gradients(rng, name, shape):
+@pytest.mark.parametrize("piece", [None, 7], ids=["whole", "pieces-of-7"])
+def test_activation_gradients(rng, monkeypatch, name, shape, piece):
+    if piece is not None:               # element-wise chains a piece at a time (7 divides neither)
+        monkeypatch.setattr(activations, "PIECE", piece)
     x = rng.standard_normal(shape) * 2
     x[np.abs(x) < 1e-3] = 0.5                      # keep ReLU away from its kink
     y, saved = activation_forward(name, x)
@@ -182,9 +192,17 @@ def test_activation_gradients(rng, name, shape):
     assert_close(dx, numerical_grad(lambda: (activation_forward(name, x)[0] * R).sum(), x), name=name)
 
 
-def test_activation_values():
+def test_activation_values(monkeypatch):
     x = np.array([-800.0, -1.0, 0.0, 2.0, 800.0])
     np.testing.assert_allclose(activation_forward("scaled_tanh", x)[0], 1.7159 * np.tanh(2 * x / 3))
+    monkeypatch.setattr(activations, "PIECE", 2)      # by pieces: a strided view is taken whole
+    wide = np.linspace(-3, 3, 24).reshape(4, 6)
+    for xs in (wide, wide[:, ::2]):
+        y = activation_forward("scaled_tanh", xs)[0]
+        np.testing.assert_allclose(y, 1.7159 * np.tanh(2 * xs / 3), rtol=1e-15)
+        g = np.cos(xs)
+        np.testing.assert_allclose(activation_backward("scaled_tanh", g, y),
+                                   g * (2 / 3) / 1.7159 * (1.7159 ** 2 - y * y), rtol=1e-13)
     s = activation_forward("sigmoid", x)[0]
     assert np.all(np.isfinite(s)) and s[0] == 0 and s[-1] == 1
     p = activation_forward("softmax", x[None])[0]
