@@ -250,21 +250,20 @@ class Conv2D(Layer):
             raise ValueError(f"{self!r}: kernel does not fit input {H}x{W}")
         return (self.out_channels, OH, OW)
 
-    def forward(self, x, training=False):
+    def forward(self, x, training=False, keep=True):
         self._require_built()
         b = self.params[1].value if self.bias else None
         y, self._cache = conv2d_forward(x, self.params[0].value, b, self.stride, self.padding,
-                                        self._table_dev)
+                                        self._table_dev, keep=keep)
         return y
 
     def infer(self, x):
-        self._require_built()
-        b = self.params[1].value if self.bias else None
-        y, self._cache = conv2d_forward(x, self.params[0].value, b, self.stride, self.padding,
-                                        self._table_dev, keep=False)
-        return y
+        return self.forward(x, keep=False)
 
     def backward(self, dy, need_dx=True):
+        if getattr(self, "_cache", None) is None:
+            raise RuntimeError(f"{self!r}: backward needs a forward pass that keeps its cache "
+                               "first (forward, not infer / keep=False)")
         dx, dW, db = conv2d_backward(dy, self._cache, need_dx)
         self.params[0].grad = dW
         if self.bias:

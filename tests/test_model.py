@@ -51,6 +51,24 @@ def test_classic_network_reads_like_keras():
         np.testing.assert_array_equal(p.value, q.value)
 
 
+def test_inference_keeps_no_cache_and_gives_the_training_forward_values(rng):
+    """evaluate/predict run forward(keep=False): the convolutions keep no im2col columns, the
+    outputs are those of the ordinary forward, and a backward after it is refused by name."""
+    model = L.lenet5(activation="tanh", backend_name="numpy")
+    model.compile("ce", SGD(0.01))
+    x = rng.random((5, 1, 28, 28)).astype(np.float32)
+    kept = model.forward(x)
+    lean = model.forward(x, keep=False)
+    assert np.array_equal(lean, kept)
+    np.testing.assert_array_equal(model.predict(x), kept)
+    conv = model.layers[0]
+    assert conv._cache is None
+    with pytest.raises(RuntimeError, match="backward needs a forward pass that keeps its cache"):
+        conv.backward(np.ones((5, 6, 28, 28), np.float32))
+    with pytest.raises(ValueError, match="keep=False is for inference"):
+        model.forward(x, training=True, keep=False)
+
+
 def test_add_rejects_mismatched_shapes():
     model = Sequential(input_shape=(1, 28, 28))
     model.add(L.Conv2D(1, 6, 5))
