@@ -161,6 +161,7 @@ class Adam(Optimizer):
 # 0.0001 for 3, 0.00005 for 4, then 0.00001.
 PAPER_SCHEDULE = ((2, 5e-4), (3, 2e-4), (3, 1e-4), (4, 5e-5))
 PAPER_FINAL_RATE = 1e-5
+SDLM_MU = 0.02          # appendix C's mu in eta / (mu + h_kk)
 
 
 def paper_rate(epoch):
@@ -194,7 +195,7 @@ class SDLM(Optimizer):
     pass `batch_size`; B = 1 is the paper exactly.
     """
 
-    def __init__(self, lr_scale=1.0, mu=0.02, batch_size=1, hessian_samples=500, seed=0,
+    def __init__(self, lr_scale=1.0, mu=SDLM_MU, batch_size=1, hessian_samples=500, seed=0,
                  weight_decay=0.0):
         super().__init__(paper_rate(1) * lr_scale, weight_decay)
         if not mu > 0:
@@ -263,7 +264,7 @@ class SDLM(Optimizer):
 
 
 def make_optimizer(name, lr, weight_decay=0.0, momentum=0.9, batch_size=1, seed=0,
-                   schedule="constant", epochs=1, mu=0.02):
+                   schedule="constant", epochs=1, mu=SDLM_MU):
     """The CLI's --optimizer: sgd | momentum | nesterov | adam | sdlm (lr scales the paper's
     schedule; batch_size sets SDLM's per-sample step, mu its damping) and --lr-schedule
     constant | cosine."""

@@ -42,7 +42,7 @@ def maps(model, x, path):
     a = np.asarray(x, dtype=model.dtype)[None]
     stages = [("input", a[0])]
     for layer in model.layers:
-        a = layer.forward(a, training=False)
+        a = layer.infer(a)
         stages.append((layer.describe(), a[0]))
     cols = min(16, max(s.shape[0] if s.ndim == 3 and s.shape[1] > 1 else 1 for _, s in stages))
     fig = plt.figure(figsize=(cols * 0.9, len(stages) * 1.0))
