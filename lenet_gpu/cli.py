@@ -15,6 +15,7 @@ from .layers import INITIALIZERS, check_initializer
 from .model import Sequential, TrainingDiverged
 from .models import lenet5, lenet5_paper, mlp
 from .ops.activations import ACTIVATIONS
+from .ops.losses import PAPER_J
 from .optim import SDLM_MU, make_optimizer
 from .rundir import EXIT_BAD_INPUT, EXIT_WRITE, RunDir, RunDirError
 
@@ -139,6 +140,10 @@ def cmd_train(args):
         args.order = "fixed" if args.optimizer == "sdlm" else "reshuffle"
     if args.sdlm_mu is None:
         args.sdlm_mu = SDLM_MU
+    if args.paper_j is not None and args.loss != "paper":
+        raise ValueError("--paper-j is a constant of the paper loss: use it with --model lenet5-paper")
+    if args.paper_j is not None and not args.paper_j > 0:
+        raise ValueError(f"--paper-j must be > 0, got {args.paper_j}")
     with RunDir(out, args.overwrite):          # checked and locked before any work
         return _train(args, out)
 
@@ -155,7 +160,7 @@ def _train(args, out):
     model.compile(args.loss, make_optimizer(args.optimizer, args.lr, args.weight_decay, args.momentum,
                                             batch_size=args.batch_size, seed=args.seed,
                                             schedule=args.lr_schedule, epochs=args.epochs,
-                                            mu=args.sdlm_mu))
+                                            mu=args.sdlm_mu), paper_j=args.paper_j)
     if not args.quiet:
         model.summary(file=sys.stderr)
     # the run's record: its options, and the data by what identifies them (not where they lay)
@@ -435,6 +440,10 @@ def make_parser():
                         "(default 1: the paper's own rates)")
     t.add_argument("--momentum", type=float, default=0.9)
     sdlm_mu(t)
+    t.add_argument("--paper-j", type=float, default=None, metavar="J",
+                   help="the paper loss's positive constant j (eq. 9; the paper gives no value): "
+                        "a wrong class's penalty is pushed up while it is within a few units of j "
+                        f"(default {PAPER_J}; lenet5-paper only)")
     t.add_argument("--lr-schedule", choices=("constant", "cosine"), default=None,
                    help="cosine: lr decays from --lr to about 0 over the epochs (set per epoch)")
     t.add_argument("--batch-size", type=int, default=None, metavar="B")

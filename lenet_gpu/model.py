@@ -26,7 +26,7 @@ from .atomic import atomic_write
 from .layers import LAYERS, Activation, BatchNorm, Layer
 from .npz import NpzReader
 from .ops.losses import (LOSSES, loss_hessian_diagonal, loss_squares_gradient, mse, one_hot_like,
-                         paper_loss, softmax_cross_entropy)
+                         PAPER_J, paper_loss, softmax_cross_entropy)
 from .optim import Optimizer
 from .step import StaticStep
 
@@ -67,6 +67,7 @@ class Sequential:
         self.backend = backend.resolve_backend(backend_name) if backend_name else backend.get_backend()
         self.dtype = np.dtype(dtype)
         self.loss = None
+        self.paper_j = PAPER_J  # the paper loss's constant j (ops/losses.py)
         self.optimizer = None
         self.meta = {}          # free-form, saved with the model (e.g. the preprocessing used)
         for layer in layers:
@@ -89,12 +90,18 @@ class Sequential:
             shape = layer.output_shape(shape)
         return shape
 
-    def compile(self, loss=None, optimizer=None):
+    def compile(self, loss=None, optimizer=None, paper_j=None):
         """loss: "ce", "mse" or "paper"; None keeps the model's own (lenet5_paper sets "paper"),
-        else "ce"."""
+        else "ce". paper_j: the paper loss's constant j (None keeps the model's, PAPER_J)."""
         loss = loss or self.loss or "ce"
         if loss not in LOSSES:
             raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+        if paper_j is not None:
+            if loss != "paper":
+                raise ValueError(f"paper_j is a constant of the paper loss, not of {loss!r}")
+            if not float(paper_j) > 0:
+                raise ValueError(f"the paper's constant j must be > 0, got {paper_j}")
+            self.paper_j = float(paper_j)
         if optimizer is not None and not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be an Optimizer, got {type(optimizer).__name__}")
         self.loss, self.optimizer = loss, optimizer
@@ -158,7 +165,7 @@ class Sequential:
         if self.loss == "ce":
             loss, grad = softmax_cross_entropy(out, labels)
         elif self.loss == "paper":
-            loss, grad = paper_loss(out, labels)
+            loss, grad = paper_loss(out, labels, self.paper_j)
             return loss, grad, (out.argmin(axis=1) == labels).sum()   # penalties: smallest wins
         else:
             loss, grad = mse(out, one_hot_like(out, labels))
@@ -179,7 +186,7 @@ class Sequential:
         for start in range(0, n, batch_size):
             xb, yb = x[start:start + batch_size], labels[start:start + batch_size]
             out = self.forward(xb, training=True, logits=True)
-            d2 = loss_hessian_diagonal(self.loss, out, yb)
+            d2 = loss_hessian_diagonal(self.loss, out, yb, self.paper_j)
             own = loss_squares_gradient(self.loss, out, yb)    # for an RBF output's own curvature
             for i in range(len(layers) - 1, -1, -1):
                 d2 = layers[i].backward_hessian(d2, dy=own if i == len(layers) - 1 else None,
@@ -408,7 +415,7 @@ class Sequential:
     # ---- save / load ---------------------------------------------------------------------
     def architecture(self):
         return {"format": FORMAT, "input_shape": self.input_shape, "seed": self.seed,
-                "dtype": self.dtype.name, "loss": self.loss,
+                "dtype": self.dtype.name, "loss": self.loss, "paper_j": self.paper_j,
                 "layers": [{"class": type(l).__name__, "config": l.config()} for l in self.layers],
                 "meta": self.meta}
 
@@ -465,6 +472,7 @@ class Sequential:
                 for name, b in layer.buffers.items():
                     b[...] = f.read(f"layers.{i}.{name}")
         model.loss, model.meta = arch.get("loss"), arch.get("meta") or {}
+        model.paper_j = float(arch.get("paper_j", PAPER_J))
         if backend_name is not None or backend.get_backend() != "numpy":
             model.to(backend_name or backend.get_backend())
         return model

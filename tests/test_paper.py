@@ -166,6 +166,23 @@ def test_save_load_roundtrip_keeps_centres(tmp_path, rng):
     np.testing.assert_array_equal(loaded.layers[-1].buffers["centres"], rbf_centres(np.float32))
     assert loaded.loss == "paper" and loaded.num_params() == 60_000
     assert [type(a) for a in loaded.layers] == [type(a) for a in model.layers]
+    assert loaded.paper_j == PAPER_J
+
+
+def test_paper_j_reaches_the_loss_its_second_derivatives_and_the_saved_model(tmp_path, rng):
+    model = small_paper_net()       # its penalties are ~80: only a large j makes the log term act
+    model.compile("paper", SGD(0.1), paper_j=100.0)
+    x, y = rng.standard_normal((3, 1, 10, 10)), rng.integers(0, 10, 3)
+    out = model.forward(x, True)
+    assert float(model._loss(out, y)[0]) == pytest.approx(paper_loss_direct(out, y, 100.0), rel=1e-12)
+    h = model.hessian_diagonal(x, y)
+    model.paper_j = PAPER_J
+    assert any(not np.allclose(a, b) for a, b in zip(h, model.hessian_diagonal(x, y)))
+    model.paper_j = 100.0
+    assert Sequential.load(model.save(tmp_path / "j.npz")).paper_j == 100.0
+    for bad, message in [(("paper", None, 0), "j must be > 0"), (("ce", None, 2), "not of 'ce'")]:
+        with pytest.raises(ValueError, match=message):
+            model.compile(*bad)
 
 
 def bitmap_images(rng, labels):
@@ -218,6 +235,8 @@ def test_cli_trains_the_paper_network(mnist_dir, tmp_path, capsys):
     (["--model", "lenet5-paper", "--loss", "ce"], "implies --loss paper"),
     (["--model", "lenet5-paper", "--pad", "0"], "implies --pad 2"),
     (["--model", "lenet5", "--loss", "paper"], "needs an RBF output"),
+    (["--model", "lenet5", "--paper-j", "5"], "--paper-j is a constant of the paper loss"),
+    (["--model", "lenet5-paper", "--paper-j", "0"], "--paper-j must be > 0"),
 ])
 def test_cli_paper_option_conflicts_are_clear_errors(mnist_dir, tmp_path, capsys, args, message):
     from lenet_gpu.cli import main
