@@ -8,6 +8,8 @@ def atomic_write(path, content):
     into a temp file in the same directory, fsync, then rename over `path`. On any failure the
     previous file is untouched and the temp file is removed."""
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"cannot write {path}: it is a directory; give a file name")
     d = os.path.dirname(os.path.abspath(path))
     os.makedirs(d, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".part", dir=d)

@@ -73,6 +73,20 @@ def check_initializer(name):
     return _initializer(name)
 
 
+def _size(layer, name, value, minimum=1):
+    """A layer's whole-number setting, checked: int(value), or ValueError naming layer and setting."""
+    try:
+        n = int(value)
+        whole = n == value
+    except (TypeError, ValueError):
+        whole = False
+    if not whole or isinstance(value, bool):
+        raise ValueError(f"{layer}: {name} must be a whole number, got {value!r}")
+    if n < minimum:
+        raise ValueError(f"{layer}: {name} must be >= {minimum}, got {n}")
+    return n
+
+
 def _initializer(name):
     """The initializer called `name`; "fan_in:g" passes the gain g to fan_in_uniform."""
     base, _, gain = str(name).partition(":")
@@ -178,8 +192,11 @@ class Conv2D(Layer):
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, table=None,
                  bias=True, init="xavier"):
-        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.kernel_size, self.stride, self.padding = int(kernel_size), int(stride), int(padding)
+        self.in_channels = _size("Conv2D", "in_channels", in_channels)
+        self.out_channels = _size("Conv2D", "out_channels", out_channels)
+        self.kernel_size = _size("Conv2D", "kernel_size", kernel_size)
+        self.stride = _size("Conv2D", "stride", stride)
+        self.padding = _size("Conv2D", "padding", padding, minimum=0)
         self.bias, self.init = bool(bias), init
         _initializer(init)
         if isinstance(table, str):
@@ -280,8 +297,8 @@ class Conv2D(Layer):
 
 class Pool2D(Layer):
     def __init__(self, pool_size=2, stride=None, mode="avg"):
-        self.pool_size = int(pool_size)
-        self.stride = self.pool_size if stride is None else int(stride)
+        self.pool_size = _size(type(self).__name__, "pool_size", pool_size)
+        self.stride = self.pool_size if stride is None else _size(type(self).__name__, "stride", stride)
         if mode not in ("avg", "max"):
             raise ValueError(f"pooling mode must be 'avg' or 'max', got {mode!r}")
         self.mode = mode
@@ -335,10 +352,8 @@ class Subsampling(Layer):
     """
 
     def __init__(self, channels, size=2, init="lecun", coef=None):
-        self.channels, self.size, self.init = int(channels), int(size), init
-        self.coef = None if coef is None else float(coef)
-        if self.channels < 1 or self.size < 1:
-            raise ValueError(f"Subsampling needs channels >= 1 and size >= 1, got {channels}, {size}")
+        self.channels, self.size = _size("Subsampling", "channels", channels), _size("Subsampling", "size", size)
+        self.init, self.coef = init, None if coef is None else float(coef)
         _initializer(init)
 
     def config(self):
@@ -436,7 +451,8 @@ class RBFOutput(Layer):
 
 class Dense(Layer):
     def __init__(self, in_features, out_features, bias=True, init="xavier"):
-        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.in_features = _size("Dense", "in_features", in_features)
+        self.out_features = _size("Dense", "out_features", out_features)
         self.bias, self.init = bool(bias), init
         _initializer(init)
 
@@ -525,7 +541,10 @@ class BatchNorm(Layer):
     """Batch normalization for (N,C,H,W) maps (per channel) or (N,F) features (per feature)."""
 
     def __init__(self, num_features, momentum=0.1, eps=1e-5):
-        self.num_features, self.momentum, self.eps = int(num_features), float(momentum), float(eps)
+        self.num_features = _size("BatchNorm", "num_features", num_features)
+        self.momentum, self.eps = float(momentum), float(eps)
+        if not 0 <= self.momentum <= 1 or not self.eps > 0:
+            raise ValueError(f"BatchNorm needs momentum in [0, 1] and eps > 0, got {momentum}, {eps}")
 
     def config(self):
         return dict(num_features=self.num_features, momentum=self.momentum, eps=self.eps)

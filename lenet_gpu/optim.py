@@ -130,6 +130,10 @@ class Adam(Optimizer):
     def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, schedule=None):
         super().__init__(lr, weight_decay, schedule)
         self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
+        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
+            raise ValueError(f"Adam's beta1 and beta2 must be in [0, 1), got {beta1}, {beta2}")
+        if not self.eps > 0:
+            raise ValueError(f"Adam's eps must be > 0, got {eps}")
         self.t = 0
 
     def prepare(self, params):

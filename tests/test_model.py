@@ -1,5 +1,6 @@
 """Layers, Sequential, optimizers, save/load."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -380,7 +381,7 @@ def test_an_array_that_claims_more_than_the_file_holds_is_refused(tmp_path):
     ([{"class": "Dense", "config": {"in_features": 120}}], r"layer 0 \(Dense\): missing setting\(s\) \['out_features'\]"),
     ([{"class": "Dense", "config": {"in_features": 120, "out_features": 4, "colour": 1}}],
      r"unknown setting\(s\) \['colour'\]"),
-    ([{"class": "Dense", "config": {"in_features": "x", "out_features": 4}}], r"layer 0 \(Dense\): invalid literal"),
+    ([{"class": "Dense", "config": {"in_features": "x", "out_features": 4}}], r"layer 0 \(Dense\): Dense: in_features must be a whole number, got 'x'"),
     ([{"class": "Nope", "config": {}}], r"unknown layer class 'Nope' at position 0"),
     ([["Dense"]], r"layer 0 must be an object"),
     ("Dense", r"layers must be a non-empty list"),
@@ -389,6 +390,31 @@ def test_bad_layer_records_name_the_layer_and_the_setting(tmp_path, layers, mess
     path = _model_file(tmp_path / "m.npz", layers)
     with pytest.raises(ValueError, match=message):
         Sequential.load(path)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: L.Conv2D(0, 6, 5), r"Conv2D: in_channels must be >= 1, got 0"),
+    (lambda: L.Conv2D(1, 6, 2.5), r"Conv2D: kernel_size must be a whole number, got 2\.5"),
+    (lambda: L.Conv2D(1, 6, 5, padding=-1), r"Conv2D: padding must be >= 0, got -1"),
+    (lambda: L.Dense(-1, 3), r"Dense: in_features must be >= 1, got -1"),
+    (lambda: L.Dense(84, "ten"), r"Dense: out_features must be a whole number, got 'ten'"),
+    (lambda: L.AvgPool2D(0), r"AvgPool2D: pool_size must be >= 1, got 0"),
+    (lambda: L.MaxPool2D(2, stride=0), r"MaxPool2D: stride must be >= 1, got 0"),
+    (lambda: L.BatchNorm(0), r"BatchNorm: num_features must be >= 1, got 0"),
+    (lambda: L.BatchNorm(6, eps=0), r"BatchNorm needs momentum in \[0, 1\] and eps > 0"),
+    (lambda: L.Subsampling(6, size=True), r"Subsampling: size must be a whole number, got True"),
+    (lambda: L.Adam(beta1=1.0), r"Adam's beta1 and beta2 must be in \[0, 1\), got 1\.0"),
+    (lambda: L.Adam(eps=0), r"Adam's eps must be > 0"),
+])
+def test_layer_and_optimizer_settings_are_checked_when_made(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_saving_onto_a_directory_names_it(tmp_path):
+    with pytest.raises(IsADirectoryError, match=r"cannot write .*: it is a directory"):
+        L.lenet5().save(tmp_path)
+    assert os.listdir(tmp_path) == []
 
 
 def test_a_finite_blow_up_is_divergence_too_and_warns_nothing(rng, recwarn):
