@@ -472,7 +472,7 @@ class Sequential:
                 for name, b in layer.buffers.items():
                     b[...] = f.read(f"layers.{i}.{name}")
         model.loss, model.meta = arch.get("loss"), arch.get("meta") or {}
-        model.paper_j = float(arch.get("paper_j", PAPER_J))
+        model.paper_j = float(arch.get("paper_j", 1.0))  # files without it were trained at j = 1
         if backend_name is not None or backend.get_backend() != "numpy":
             model.to(backend_name or backend.get_backend())
         return model

@@ -1,5 +1,7 @@
 """The 1998 paper-faithful LeNet-5: trainable subsampling, RBF output, the paper's loss, the
 network's parameter counts, save/load, and a small overfit. Gradients in float64."""
+import json
+
 import numpy as np
 import pytest
 
@@ -180,6 +182,14 @@ def test_paper_j_reaches_the_loss_its_second_derivatives_and_the_saved_model(tmp
     assert any(not np.allclose(a, b) for a, b in zip(h, model.hessian_diagonal(x, y)))
     model.paper_j = 100.0
     assert Sequential.load(model.save(tmp_path / "j.npz")).paper_j == 100.0
+    # a file from before j was saved was trained at j = 1
+    with np.load(tmp_path / "j.npz") as f:
+        arrays = dict(f)
+    arch = json.loads(str(arrays["architecture"]))
+    del arch["paper_j"]
+    arrays["architecture"] = np.array(json.dumps(arch))
+    np.savez(tmp_path / "old.npz", **arrays)
+    assert Sequential.load(tmp_path / "old.npz").paper_j == 1.0
     for bad, message in [(("paper", None, 0), "j must be > 0"), (("ce", None, 2), "not of 'ce'")]:
         with pytest.raises(ValueError, match=message):
             model.compile(*bad)
@@ -212,7 +222,6 @@ def test_paper_net_overfits_a_small_batch(rng):
 
 def test_cli_trains_the_paper_network(mnist_dir, tmp_path, capsys):
     from lenet_gpu.cli import main
-    import json
     out = tmp_path / "run"
     assert main(["train", "--model", "lenet5-paper", "--data", mnist_dir, "--out", str(out),
                  "--train-limit", "300", "--epochs", "1", "--batch-size", "10", "--quiet",
