@@ -52,7 +52,7 @@ FALLBACK = dict(model="lenet5", activation="tanh", batchnorm=False, pool="avg", 
 # paper reports 7e-5 .. 0.016 (docs/paper/REPORT.md); the literal U(+-2.4/F) is --init lecun.
 PAPER_INIT, PAPER_COEF = "fan_in:1.1", 0.5
 # SDLM's damping mu for the paper network: 0.05 by default, not the paper's SDLM_MU = 0.02 (3 seeds
-# x 20 passes: 1.11% test error against 1.62% at 0.02, 0.81% against 1.59% with the paper's
+# x 20 passes at j = 1: 1.11% test error against 1.62% at 0.02, 0.81% against 1.59% with the paper's
 # distortions; docs/paper/REPORT.md, issue 13)
 PAPER_MU = 0.05
 
