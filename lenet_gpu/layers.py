@@ -352,7 +352,8 @@ class Subsampling(Layer):
     """
 
     def __init__(self, channels, size=2, init="lecun", coef=None):
-        self.channels, self.size = _size("Subsampling", "channels", channels), _size("Subsampling", "size", size)
+        self.channels = _size("Subsampling", "channels", channels)
+        self.size = _size("Subsampling", "size", size)
         self.init, self.coef = init, None if coef is None else float(coef)
         _initializer(init)
 

@@ -26,7 +26,7 @@ from .atomic import atomic_write
 from .layers import LAYERS, Activation, BatchNorm, Layer
 from .npz import NpzReader
 from .ops.losses import (LOSSES, loss_hessian_diagonal, loss_squares_gradient, mse, one_hot_like,
-                         PAPER_J, paper_loss, softmax_cross_entropy)
+                         PAPER_J, check_paper_j, paper_loss, softmax_cross_entropy)
 from .optim import Optimizer
 from .step import StaticStep
 
@@ -99,9 +99,7 @@ class Sequential:
         if paper_j is not None:
             if loss != "paper":
                 raise ValueError(f"paper_j is a constant of the paper loss, not of {loss!r}")
-            if not float(paper_j) > 0:
-                raise ValueError(f"the paper's constant j must be > 0, got {paper_j}")
-            self.paper_j = float(paper_j)
+            self.paper_j = check_paper_j(paper_j)
         if optimizer is not None and not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be an Optimizer, got {type(optimizer).__name__}")
         self.loss, self.optimizer = loss, optimizer

@@ -22,6 +22,14 @@ LOSSES = ("mse", "ce", "paper")
 PAPER_J = 10.0
 
 
+def check_paper_j(j):
+    """j as a float, or ValueError: the paper's j must be a positive constant."""
+    j = float(j)
+    if not j > 0:
+        raise ValueError(f"the paper's constant j must be > 0, got {j}")
+    return j
+
+
 def mse(a, t):
     if a.shape != t.shape:
         raise ValueError(f"mse: output shape {tuple(a.shape)} and target shape {tuple(t.shape)} differ")
@@ -57,8 +65,7 @@ def paper_loss(y, labels, j=PAPER_J):
     if y.ndim != 2 or labels.shape != (y.shape[0],):
         raise ValueError(f"paper loss expects penalties (N, classes) and labels (N,), got "
                          f"{tuple(y.shape)} and {tuple(labels.shape)}")
-    if not j > 0:
-        raise ValueError(f"the paper's constant j must be > 0, got {j}")
+    j = check_paper_j(j)
     N = y.shape[0]
     m = xp.maximum(-y.min(axis=1, keepdims=True), -j)            # (N, 1)
     e = xp.exp(-y - m)                                            # <= 1
