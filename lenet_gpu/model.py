@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from . import backend
+from . import backend, parallel
 from .atomic import atomic_write
 from .layers import LAYERS, Activation, BatchNorm, Layer
 from .npz import NpzReader
@@ -70,6 +70,7 @@ class Sequential:
         self.paper_j = PAPER_J  # the paper loss's constant j (ops/losses.py)
         self.optimizer = None
         self.meta = {}          # free-form, saved with the model (e.g. the preprocessing used)
+        self._replicas = None   # the layers' copies for a step split over threads (parallel.py)
         for layer in layers:
             self.add(layer)
 
@@ -142,21 +143,44 @@ class Sequential:
         last = self.layers[-1] if self.layers else None
         return self.loss == "ce" and isinstance(last, Activation) and last.name == "softmax"
 
+    def _trained_layers(self, logits):
+        """The layers a forward pass runs: all, or all but a final softmax fused into CE."""
+        return self.layers[:-1] if (logits and self._fused_softmax()) else self.layers
+
     def forward(self, x, training=False, logits=False, keep=True):
         """Run the layers. logits=True stops before a final softmax fused into CE; keep=False
-        (inference only) lets the layers drop what only a backward pass needs."""
+        (inference only) lets the layers drop what only a backward pass needs, and splits the
+        batch over the CPU's cores (parallel.py)."""
         if training and not keep:
             raise ValueError("keep=False is for inference: training needs the backward caches")
-        layers = self.layers[:-1] if (logits and self._fused_softmax()) else self.layers
-        for layer in layers:
-            x = layer.forward(x, training) if keep else layer.infer(x)
+        if not keep:
+            n = len(self._trained_layers(logits))
+            spans, layers = self._split(x.shape[0])
+
+            def infer(i):
+                out = x[slice(*spans[i])]
+                for layer in layers[i][:n]:
+                    out = layer.infer(out)
+                return out
+            outs = parallel.run(infer, len(spans))
+            return outs[0] if len(outs) == 1 else backend.get_array_module(x).concatenate(outs)
+        for layer in self._trained_layers(logits):
+            x = layer.forward(x, training)
         return x
 
     def backward(self, dout, logits=False):
-        layers = self.layers[:-1] if (logits and self._fused_softmax()) else self.layers
-        for i in range(len(layers) - 1, -1, -1):
-            dout = layers[i].backward(dout, need_dx=i > 0)
-        return dout
+        return _backward(self._trained_layers(logits), dout)
+
+    def _split(self, n):
+        """(spans, layer lists) of the parts a batch of n samples runs as: one part (the model's
+        own layers) on the GPU, with batch norm, or where one core is all there is."""
+        p = 1 if self.backend != "numpy" or any(isinstance(l, BatchNorm) for l in self.layers) \
+            else parallel.parts(n)
+        if p == 1:
+            return [(0, n)], [self.layers]
+        self._replicas = parallel.replicas(self.layers, p, self._replicas)
+        parallel.share_weights(self._replicas)
+        return parallel.bounds(n, p), self._replicas
 
     def _loss(self, out, labels):
         """(loss, dL/dout, number of correct predictions) as arrays on the device."""
@@ -180,7 +204,7 @@ class Sequential:
         xp = backend.get_array_module(x)
         n = x.shape[0]
         total = [xp.zeros_like(p.value) for p in self.params]
-        layers = self.layers[:-1] if self._fused_softmax() else self.layers
+        layers = self._trained_layers(logits=True)
         for start in range(0, n, batch_size):
             xb, yb = x[start:start + batch_size], labels[start:start + batch_size]
             out = self.forward(xb, training=True, logits=True)
@@ -202,10 +226,30 @@ class Sequential:
 
     def device_step(self, x, labels):
         """train_step's device work, with the optimizer already prepared: the part a CUDA graph
-        captures (lenet_gpu/step.py). -> (loss, n_correct) as 0-d device arrays."""
-        out = self.forward(x, training=True, logits=True)
-        loss, grad, correct = self._loss(out, labels)
-        self.backward(grad, logits=True)
+        captures (lenet_gpu/step.py). -> (loss, n_correct) as 0-d device arrays.
+        On the CPU the batch is split over the cores (parallel.py): each part's gradient of its
+        share of the batch's mean loss, summed over the parts in order."""
+        n = x.shape[0]
+        cut = len(self._trained_layers(logits=True))
+        spans, layers = self._split(n)
+
+        def part(i):
+            start, stop = spans[i]
+            out = x[start:stop]
+            for layer in layers[i][:cut]:
+                out = layer.forward(out, True)
+            loss, grad, correct = self._loss(out, labels[start:stop])
+            share = (stop - start) / n      # the part's mean -> its share of the batch's mean
+            if len(spans) > 1:
+                loss, grad = loss * share, grad * share
+            _backward(layers[i][:cut], grad)
+            return loss, correct
+        results = parallel.run(part, len(spans))
+        loss, correct = results[0]
+        for i in range(1, len(spans)):
+            loss, correct = loss + results[i][0], correct + results[i][1]
+            for q, t in zip(self.params, (t for layer in layers[i] for t in layer.params)):
+                q.grad = q.grad + t.grad
         self.optimizer.update(self.params)
         return loss, correct
 
@@ -474,6 +518,13 @@ class Sequential:
         if backend_name is not None or backend.get_backend() != "numpy":
             model.to(backend_name or backend.get_backend())
         return model
+
+
+def _backward(layers, dout):
+    """Backward through `layers` from dL/d(their output); the first layer skips dx."""
+    for i in range(len(layers) - 1, -1, -1):
+        dout = layers[i].backward(dout, need_dx=i > 0)
+    return dout
 
 
 def _layers_from_architecture(path, arch):

@@ -24,7 +24,7 @@ from .. import cuda
 from ..backend import is_gpu_array
 from ._shapes import check_4d, check_float, out_size
 
-SLICE_BYTES = 1 << 23   # im2col columns gathered and multiplied per batch slice: fits in L3
+SLICE_BYTES = 1 << 22   # im2col columns per batch slice: two threads (parallel.py) fit in L3
 
 
 def _check(x, W, b, stride, pad, table):
