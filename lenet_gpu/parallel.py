@@ -24,7 +24,7 @@ import numpy as np
 
 MIN_PART = 32           # samples per part: parts of 10 were slower than one thread, 32 faster
 
-_pool = None
+_pool, _pool_size = None, 0      # the worker threads (part 0 runs on the caller's thread)
 _blas = None            # (set_num_threads, get_num_threads) of the loaded OpenBLAS, or False
 
 
@@ -65,11 +65,13 @@ def bounds(n, p):
 def run(fn, p):
     """[fn(0), ..., fn(p - 1)], part 0 on this thread and the others on the pool's threads,
     with BLAS on one thread and this thread's floating-point error settings (np.errstate)."""
-    global _pool
+    global _pool, _pool_size
     if p == 1:
         return [fn(0)]
-    if _pool is None or _pool._max_workers < p - 1:
-        _pool = ThreadPoolExecutor(max_workers=p - 1, thread_name_prefix="lenet-gpu")
+    if _pool_size < p - 1:
+        if _pool is not None:
+            _pool.shutdown(wait=False)
+        _pool, _pool_size = ThreadPoolExecutor(p - 1, thread_name_prefix="lenet-gpu"), p - 1
     errors = np.geterr()
 
     def call(i):
