@@ -174,9 +174,8 @@ class Sequential:
     def _split(self, n):
         """(spans, layer lists) of the parts a batch of n samples runs as: one part (the model's
         own layers) on the GPU, with batch norm, or where one core is all there is."""
-        p = 1 if self.backend != "numpy" or any(isinstance(l, BatchNorm) for l in self.layers) \
-            else parallel.parts(n)
-        if p == 1:
+        p = 1 if self.backend != "numpy" else parallel.parts(n)
+        if p == 1 or any(isinstance(layer, BatchNorm) for layer in self.layers):
             return [(0, n)], [self.layers]
         self._replicas = parallel.replicas(self.layers, p, self._replicas)
         parallel.share_weights(self._replicas)

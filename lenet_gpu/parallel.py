@@ -48,9 +48,10 @@ def cpu_threads():
 
 def parts(batch_size):
     """How many parts a batch of this size is split into (1: the one-thread step)."""
+    threads = cpu_threads()
     if _openblas() is False:                  # BLAS threads not ours to hold: stay on one thread
         return 1
-    return max(1, min(cpu_threads(), batch_size // MIN_PART))
+    return max(1, min(threads, batch_size // MIN_PART))
 
 
 def bounds(n, p):

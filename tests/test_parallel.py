@@ -111,6 +111,8 @@ def test_a_bad_thread_count_is_named(monkeypatch, text):
     monkeypatch.setenv("LENET_GPU_THREADS", text)
     with pytest.raises(ValueError, match="LENET_GPU_THREADS"):
         parallel.cpu_threads()
+    with pytest.raises(ValueError, match="LENET_GPU_THREADS"):    # also where it would not split
+        L.lenet5(batchnorm=True).evaluate(np.zeros((4, 1, 28, 28), np.float32), np.zeros(4, int))
 
 
 def test_blas_threads_are_held_then_given_back():
