@@ -173,7 +173,8 @@ class Sequential:
 
     def _split(self, n):
         """(spans, layer lists) of the parts a batch of n samples runs as: one part (the model's
-        own layers) on the GPU, with batch norm, or where one core is all there is."""
+        own layers) on the GPU, with batch norm, for batches under 2 * parallel.MIN_PART, or
+        on one core."""
         p = 1 if self.backend != "numpy" else parallel.parts(n)
         if p == 1 or any(isinstance(layer, BatchNorm) for layer in self.layers):
             return [(0, n)], [self.layers]

@@ -48,7 +48,7 @@ def cpu_threads():
 
 def parts(batch_size):
     """How many parts a batch of this size is split into (1: the one-thread step)."""
-    threads = cpu_threads()
+    threads = cpu_threads()                   # first: a bad LENET_GPU_THREADS is an error everywhere
     if _openblas() is False:                  # BLAS threads not ours to hold: stay on one thread
         return 1
     return max(1, min(threads, batch_size // MIN_PART))
