@@ -109,7 +109,8 @@ def pool_direct(x, k, stride, mode):
     (1, 1, 4, 4, 2, 2), (3, 2, 7, 5, 2, 2),   # odd sizes: last row/column unused
     (2, 3, 7, 7, 3, 2),                        # overlapping windows
     (2, 2, 8, 9, 2, 3),                        # gaps between windows
-    (2, 4, 6, 6, 3, 3)])
+    (2, 4, 6, 6, 3, 3),
+    (2, 2, 3, 4, 1, 1)])                       # 1x1 windows: the identity
 def test_pool2d_forward_and_gradients(rng, mode, N, C, H, W, k, stride):
     x = rng.standard_normal((N, C, H, W))
     y, cache = pool2d_forward(x, k, stride, mode)

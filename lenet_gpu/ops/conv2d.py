@@ -5,9 +5,8 @@
 T is the optional connection table (K x C booleans; the paper's C3 table is 16 x 6 with 60
 connections): an absent connection contributes nothing and its weights get zero gradient.
 
-CPU path: im2col. The padded input is viewed as windows (no copy), gathered into a matrix
-`cols` of shape (C*KH*KW, N*OH*OW), and the convolution becomes a matrix product with the
-weights. The gather and the product go a slice of the batch at a time (about SLICE_BYTES of
+CPU path: im2col. The padded input is gathered into a matrix `cols` of shape
+(C*KH*KW, N*OH*OW), and the convolution becomes a matrix product with the weights. The gather and the product go a slice of the batch at a time (about SLICE_BYTES of
 columns), so the product reads each slice from cache right after it was written, not from memory
 (conv1's columns are 80 MB at batch 1024). Training keeps `cols` for the backward pass, which
 uses it for dW and scatters dcols back with col2im (a loop over the KH*KW kernel offsets, each
@@ -79,8 +78,8 @@ def _forward_cpu(x, W, b, stride, pad, table, OH, OW, keep):
         xp[:, :, pad:pad + H, pad:pad + Wd] = x
     else:
         xp = x
-    # windows[n, c, oh, ow, i, j] = xp[n, c, oh*stride + i, ow*stride + j]  (a view, no copy)
-    windows = sliding_window_view(xp, (KH, KW), axis=(2, 3))[:, :, ::stride, ::stride][:, :, :OH, :OW]
+    # shifts[n, c, r, ow, j] = xp[n, c, r, ow*stride + j]  (a view, no copy)
+    shifts = sliding_window_view(xp, KW, axis=3)[:, :, :, ::stride][:, :, :, :OW]
     Wm = _masked(W, table).reshape(K, -1)
     y = np.empty((N, K, OH, OW), dtype=x.dtype)
     per_sample = C * KH * KW * OH * OW
@@ -88,13 +87,20 @@ def _forward_cpu(x, W, b, stride, pad, table, OH, OW, keep):
     # cols[(c, i, j), (n, oh, ow)]: rows follow W's layout, the long axis stays innermost
     cols = np.empty((C * KH * KW, N * OH * OW) if keep else (C * KH * KW, min(step, N) * OH * OW),
                     dtype=x.dtype)
+    rows = np.empty((C, KW, min(step, N), xp.shape[2], OW), dtype=x.dtype)
     for n0 in range(0, N, step):
         s = slice(n0, min(n0 + step, N))
         n = s.stop - s.start
         part = cols[:, n0 * OH * OW:s.stop * OH * OW] if keep else cols[:, :n * OH * OW]
         view = part.view()
         view.shape = (C, KH, KW, n, OH, OW)            # a view of `part`, never a copy
-        view[...] = windows[s].transpose(1, 4, 5, 0, 2, 3)
+        # Two copies, the column shifts first: rows[c, j, n, r, ow] = xp[n, c, r, ow*stride + j]
+        # (runs of OW values), then view[c, i, j, n, oh, ow] = rows[c, j, n, oh*stride + i, ow]
+        # (at stride 1 runs of OH*OW values): 1.5-2x faster than one copy in runs of OW.
+        r = rows[:, :, :n]
+        r[...] = shifts[s].transpose(1, 4, 0, 2, 3)
+        for i in range(KH):
+            view[:, i] = r[:, :, :, i:i + stride * (OH - 1) + 1:stride]
         ys = (Wm @ part).reshape(K, n, OH, OW).transpose(1, 0, 2, 3)
         if b is None:
             y[s] = ys
