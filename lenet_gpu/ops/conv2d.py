@@ -6,9 +6,10 @@ T is the optional connection table (K x C booleans; the paper's C3 table is 16 x
 connections): an absent connection contributes nothing and its weights get zero gradient.
 
 CPU path: im2col. The padded input is gathered into a matrix `cols` of shape
-(C*KH*KW, N*OH*OW), and the convolution becomes a matrix product with the weights. The gather and the product go a slice of the batch at a time (about SLICE_BYTES of
-columns), so the product reads each slice from cache right after it was written, not from memory
-(conv1's columns are 80 MB at batch 1024). Training keeps `cols` for the backward pass, which
+(C*KH*KW, N*OH*OW), and the convolution becomes a matrix product with the weights. The gather
+and the product go a slice of the batch at a time (about SLICE_BYTES of columns), so the
+product reads each slice from cache right after it was written, not from memory (conv1's
+columns are 80 MB at batch 1024). Training keeps `cols` for the backward pass, which
 uses it for dW and scatters dcols back with col2im (a loop over the KH*KW kernel offsets, each
 one strided add); inference (keep=False) reuses one slice's buffer and keeps nothing. The first
 layer skips dx (need_dx=False).
