@@ -60,19 +60,22 @@ def _windows(x, k, stride, OH, OW):
     return w.reshape(N, C, OH, OW, k * k)
 
 
+def _sum(views):
+    """A new array holding the sum of the views, added in order; the first add makes it (no
+    copy pass before it)."""
+    total = views[0] + views[1] if len(views) > 1 else views[0].copy()
+    for v in views[2:]:
+        total += v
+    return total
+
+
 def _forward_cpu(x, k, stride, mode, OH, OW):
     N, C = x.shape[:2]
     if mode == "avg" and k == stride:
         # sum the k rows of each window, then the k columns: every step reads contiguous rows
-        # (the first add makes the sum's array: no copy pass before it)
         r = x[:, :, :OH * k, :OW * k].reshape(N, C, OH, k, OW * k)
-        s = r[:, :, :, 0] + r[:, :, :, 1] if k > 1 else r[:, :, :, 0].copy()
-        for i in range(2, k):
-            s += r[:, :, :, i]
-        s = s.reshape(N, C, OH, OW, k)
-        y = s[..., 0] + s[..., 1] if k > 1 else s[..., 0].copy()
-        for j in range(2, k):
-            y += s[..., j]
+        s = _sum([r[:, :, :, i] for i in range(k)]).reshape(N, C, OH, OW, k)
+        y = _sum([s[..., j] for j in range(k)])
         y *= 1.0 / (k * k)
         return y, (x.shape, k, stride, mode, None)
     w = _windows(x, k, stride, OH, OW)
