@@ -51,10 +51,6 @@ FALLBACK = dict(model="lenet5", activation="tanh", batchnorm=False, pool="avg", 
 # 0.5. With SDLM's estimates, its first-pass learning rates span 8.9e-5 .. 0.017, where the
 # paper reports 7e-5 .. 0.016 (docs/paper/REPORT.md); the literal U(+-2.4/F) is --init lecun.
 PAPER_INIT, PAPER_COEF = "fan_in:1.1", 0.5
-# SDLM's damping mu for the paper network: 0.05 by default, not the paper's SDLM_MU = 0.02 (3 seeds
-# x 20 passes at j = 1: 1.11% test error against 1.62% at 0.02, 0.81% against 1.59% with the paper's
-# distortions; docs/paper/REPORT.md, issue 13)
-PAPER_MU = 0.05
 
 
 def apply_preset(args):
@@ -69,13 +65,10 @@ def apply_preset(args):
 
 def paper_start(args):
     """Without --init, the paper network starts from PAPER_INIT and PAPER_COEF (unless
-    --subsample-coef is given): the first-pass learning rates the paper reports. Without
-    --sdlm-mu, SDLM damps its steps with PAPER_MU."""
+    --subsample-coef is given): the first-pass learning rates the paper reports."""
     if args.init is None:
         args.init = PAPER_INIT
         args.subsample_coef = PAPER_COEF if args.subsample_coef is None else args.subsample_coef
-    if args.sdlm_mu is None:
-        args.sdlm_mu = PAPER_MU
 
 
 def resolve_paper_options(args):
@@ -138,8 +131,6 @@ def cmd_train(args):
         args.lr = DEFAULT_LR[(args.optimizer, args.loss)]
     if args.order is None:
         args.order = "fixed" if args.optimizer == "sdlm" else "reshuffle"
-    if args.sdlm_mu is None:
-        args.sdlm_mu = SDLM_MU
     if args.paper_j is not None and args.loss != "paper":
         raise ValueError("--paper-j is a constant of the paper loss: use it with --model lenet5-paper")
     if args.paper_j is not None and not args.paper_j > 0:
@@ -394,10 +385,9 @@ def make_parser():
                         help="auto (GPU if usable), numpy or cupy; default $LENET_GPU_BACKEND or auto")
 
     def sdlm_mu(sp):
-        sp.add_argument("--sdlm-mu", type=float, default=None, metavar="MU",
+        sp.add_argument("--sdlm-mu", type=float, default=SDLM_MU, metavar="MU",
                         help=f"sdlm: mu in the step eta/(mu + h), which caps every step at eta/mu "
-                             f"(default {PAPER_MU} for lenet5-paper, which trains better with it "
-                             f"than with the paper's {SDLM_MU}; {SDLM_MU} otherwise)")
+                             f"(default {SDLM_MU}, the paper's)")
 
     t = sub.add_parser("train", help="train a model on MNIST")
     common(t)

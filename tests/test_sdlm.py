@@ -266,14 +266,14 @@ def test_cli_sdlm_rates_prints_the_first_pass_range(mnist_dir, capsys):
     assert "the paper: about 7e-05 .. 0.016" in capsys.readouterr().out
     assert main(["sdlm-rates", "--data", mnist_dir, "--init", "fan_in:-1"]) == 2
     assert "gain after ':' must be a number > 0" in capsys.readouterr().err
-    # the paper network's default mu is 0.05 (ceiling eta/mu = 0.01); the paper's 0.02 raises
-    # the ceiling and every rate; mu <= 0 is refused by name
-    assert r["ceiling"] == pytest.approx(5e-4 / 0.05)
+    # the paper network's default mu is the paper's 0.02 (ceiling eta/mu = 0.025); a larger mu
+    # lowers the ceiling and every rate; mu <= 0 is refused by name
+    assert r["ceiling"] == pytest.approx(5e-4 / 0.02)
     assert main(["sdlm-rates", "--data", mnist_dir, "--init", "fan_in:1.1", "--subsample-coef",
-                 "0.5", "--backend", "numpy", "--sdlm-mu", "0.02", "--json"]) == 0
-    r02 = json.loads(capsys.readouterr().out)
-    assert r02["ceiling"] == pytest.approx(5e-4 / 0.02) and r02["max"] > r["max"]
-    assert r02["min"] > r["min"]
+                 "0.5", "--backend", "numpy", "--sdlm-mu", "0.05", "--json"]) == 0
+    r05 = json.loads(capsys.readouterr().out)
+    assert r05["ceiling"] == pytest.approx(5e-4 / 0.05) and r05["max"] < r["max"]
+    assert r05["min"] < r["min"]
     assert main(["sdlm-rates", "--data", mnist_dir, "--sdlm-mu", "0"]) == 2
     assert "mu must be > 0, got 0.0" in capsys.readouterr().err
 
