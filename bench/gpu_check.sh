@@ -125,7 +125,7 @@ step_train() {
 step_paper() {
     "$PY" -m lenet_gpu train --data "$LENET_GPU_DATA" --model lenet5-paper --optimizer sdlm \
         --batch-size 1 --epochs 1 --seed 0 --backend cupy --out "$DEST/paper" --overwrite --quiet || return 1
-    "$PY" bench/gpu_compare.py paper "$DEST/paper" docs/paper/runs/paper-none/seed0
+    "$PY" bench/gpu_compare.py paper "$DEST/paper" docs/paper/runs/paper-j10-mu02/seed0
 }
 
 step_study() {

@@ -9,7 +9,8 @@
     python bench/gpu_compare.py identical RUN_A RUN_B       two runs with one seed: the same
         metrics (seconds aside) and bit-identical model arrays.
     python bench/gpu_compare.py paper RUN_DIR CPU_RUN_DIR   pass 1 of the paper network: test
-        error and seconds beside the NumPy run's pass 1.
+        error and seconds beside the NumPy run's pass 1; fails when the two runs were made with
+        different training options (then their pass 1 says nothing of the GPU).
 """
 import json
 import statistics
@@ -54,13 +55,21 @@ def identical(run_a, run_b):
     return ok
 
 
+# the options that decide pass 1 of the paper network (backend and run bookkeeping aside)
+PAPER_OPTIONS = ("model", "init", "subsample_coef", "order", "optimizer", "lr", "sdlm_mu", "paper_j",
+                 "batch_size", "seed", "augment")
+
+
 def paper(run, cpu_run):
-    g, c = metrics(run)["epochs"][0], metrics(cpu_run)["epochs"][0]
+    gm, cm = metrics(run), metrics(cpu_run)
+    g, c = gm["epochs"][0], cm["epochs"][0]
+    differ = [k for k in PAPER_OPTIONS if gm["config"].get(k) != cm["config"].get(k)]
     print(f"pass 1 of the paper network at batch 1: {g['test_error_pct']:.2f}% in {g['seconds']:.1f} s "
-          f"on {metrics(run)['device']}; NumPy: {c['test_error_pct']:.2f}% in {c['seconds']:.1f} s "
-          f"RESULT: {g['test_error_pct']:.2f}% in {g['seconds']:.1f} s (NumPy {c['test_error_pct']:.2f}%, "
-          f"{c['seconds']:.0f} s)")
-    return True
+          f"on {gm['device']}; NumPy: {c['test_error_pct']:.2f}% in {c['seconds']:.1f} s "
+          + (f"RESULT: {g['test_error_pct']:.2f}% in {g['seconds']:.1f} s (NumPy {c['test_error_pct']:.2f}%, "
+             f"{c['seconds']:.0f} s)" if not differ else
+             f"RESULT: NOT COMPARABLE, options differ: {', '.join(differ)}"))
+    return not differ
 
 
 if __name__ == "__main__":
