@@ -355,6 +355,8 @@ class Subsampling(Layer):
         self.channels = _size("Subsampling", "channels", channels)
         self.size = _size("Subsampling", "size", size)
         self.init, self.coef = init, None if coef is None else float(coef)
+        if self.coef is not None and not np.isfinite(self.coef):
+            raise ValueError(f"Subsampling: coef must be a finite number, got {coef!r}")
         _initializer(init)
 
     def config(self):

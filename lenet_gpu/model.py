@@ -23,7 +23,7 @@ import numpy as np
 
 from . import backend, parallel
 from .atomic import atomic_write
-from .layers import LAYERS, Activation, BatchNorm, Layer
+from .layers import LAYERS, Activation, BatchNorm, Layer, _size
 from .npz import NpzReader
 from .ops.losses import (LOSSES, loss_hessian_diagonal, loss_squares_gradient, mse, one_hot_like,
                          PAPER_J, check_paper_j, paper_loss, softmax_cross_entropy)
@@ -66,6 +66,8 @@ class Sequential:
         self.rng = np.random.default_rng(seed)
         self.backend = backend.resolve_backend(backend_name) if backend_name else backend.get_backend()
         self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be float32 or float64, got {self.dtype}")
         self.loss = None
         self.paper_j = PAPER_J  # the paper loss's constant j (ops/losses.py)
         self.optimizer = None
@@ -254,15 +256,19 @@ class Sequential:
         return loss, correct
 
     # ---- data helpers --------------------------------------------------------------------
-    def _device_data(self, x, y=None, what="inputs"):
+    def _device_data(self, x, y=None, what="inputs", allow_empty=False):
         """x (and labels y) checked and moved to the model's device: x float of the model's
         input shape with finite values, y integers in [0, outputs). ValueError names the problem."""
-        x = np.asarray(x) if not backend.is_gpu_array(x) else x
+        if not backend.is_gpu_array(x):
+            try:
+                x = np.asarray(x)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"{what} are not an array of numbers ({e})") from None
         if x.ndim != 1 + len(self.input_shape or x.shape[1:]) or (
                 self.input_shape and tuple(x.shape[1:]) != self.input_shape):
             raise ValueError(f"{what} have shape {tuple(x.shape)}; the model expects "
                              f"(N, {', '.join(map(str, self.input_shape))})")
-        if x.shape[0] == 0:
+        if x.shape[0] == 0 and not allow_empty:
             raise ValueError(f"{what} are empty (0 samples)")
         if x.dtype.kind != "f":
             hint = (" (0..255 pixels: scale them first, e.g. lenet_gpu.data.preprocess, as the "
@@ -313,8 +319,8 @@ class Sequential:
         callback(epoch, record, model) is called after every epoch (e.g. to save a checkpoint).
         Raises TrainingDiverged (with the last good weights restored) if the loss is not finite.
         """
-        if int(batch_size) < 1 or int(epochs) < 0:
-            raise ValueError(f"batch_size must be >= 1 and epochs >= 0, got {batch_size}, {epochs}")
+        batch_size = _size("fit", "batch_size", batch_size)
+        epochs = _size("fit", "epochs", epochs, minimum=0)
         if shuffle not in (True, False, "once"):
             raise ValueError(f"shuffle must be True, False or 'once', got {shuffle!r}")
         if self.loss is None or self.optimizer is None:
@@ -323,14 +329,16 @@ class Sequential:
             backend.tune_cpu_allocator()
         xd, yd = self._device_data(x, y, "training inputs")
         if validation_data is not None:       # moved to the device once, not every epoch
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("validation_data must be a pair (x, y)")
             validation_data = self._device_data(*validation_data, what="validation inputs")
         n = xd.shape[0]
-        self._check_batch_norm_batch(min(int(batch_size), n))
-        start_loss = self._untrained_loss(xd[:int(batch_size)], yd[:int(batch_size)])
-        batches = batch_bounds(n, int(batch_size))
+        self._check_batch_norm_batch(min(batch_size, n))
+        start_loss = self._untrained_loss(xd[:batch_size], yd[:batch_size])
+        batches = batch_bounds(n, batch_size)
         xp = backend.get_array_module(xd)
         static = graph if graph is not None else self.backend == "cupy"
-        step = StaticStep(self, min(int(batch_size), n), capture=graph is not False,
+        step = StaticStep(self, min(batch_size, n), capture=graph is not False,
                           sample_shape=xd.shape[1:])
         rng = np.random.default_rng(self.seed if seed is None else seed)
         kept_order = rng.permutation(n) if shuffle == "once" else None
@@ -338,7 +346,7 @@ class Sequential:
         verbose = (1 if sys.stderr.isatty() else 2) if verbose is None else verbose
         history = {k: [] for k in ("epoch", "lr", "train_loss", "train_error_pct", "test_loss",
                                    "test_error_pct", "seconds")}
-        for epoch in range(1, int(epochs) + 1):
+        for epoch in range(1, epochs + 1):
             snapshot = self._snapshot()
             t0 = time.perf_counter()
             if self.optimizer is not None:      # SDLM: learning rate and second derivatives
@@ -432,6 +440,7 @@ class Sequential:
 
     def evaluate(self, x, y, batch_size=1000):
         """-> {"loss", "error_pct", "accuracy", "n"} in inference mode."""
+        batch_size = _size("evaluate", "batch_size", batch_size)
         xd, yd = self._device_data(x, y)
         xp = backend.get_array_module(xd)
         loss_sum, correct = xp.zeros((), np.float64), xp.zeros((), np.int64)
@@ -447,9 +456,10 @@ class Sequential:
     def predict(self, x, batch_size=1000):
         """Network outputs as a NumPy array: class probabilities for a softmax model, penalties
         (RBF distances) for a "paper" model, whose predicted class is then `.argmin(axis=1)`."""
-        if len(x) == 0:
+        batch_size = _size("predict", "batch_size", batch_size)
+        xd = self._device_data(x, allow_empty=True)
+        if xd.shape[0] == 0:
             return np.zeros((0,) + self.output_shape(), self.dtype)
-        xd = self._device_data(x)
         outs = [backend.to_cpu(self.forward(xd[s:s + batch_size], keep=False))
                 for s in range(0, xd.shape[0], batch_size)]
         return np.concatenate(outs)

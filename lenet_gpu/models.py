@@ -2,10 +2,19 @@
 from .layers import (Activation, AvgPool2D, BatchNorm, Conv2D, Dense, Flatten, MaxPool2D,
                      RBFOutput, Subsampling)
 from .model import Sequential
+from .ops.activations import ACTIVATIONS
 
 
 def default_init(activation):
     return "he" if activation == "relu" else "xavier"
+
+
+def check_output(output):
+    """The last layer's activation name, or None for plain logits."""
+    if output is not None and output not in ACTIVATIONS:
+        raise ValueError(f"unknown output {output!r}; choose one of {', '.join(ACTIVATIONS)}, "
+                         "or None for plain logits")
+    return output
 
 
 def lenet5(activation="tanh", output="softmax", batchnorm=False, pool="avg", c3_table=False,
@@ -20,6 +29,7 @@ def lenet5(activation="tanh", output="softmax", batchnorm=False, pool="avg", c3_
     exactly zero and never moves: BatchNorm's beta is the bias).
     c3_table: use the paper's partial connection table between S2 and C3.
     """
+    check_output(output)
     if pool not in ("avg", "max"):
         raise ValueError(f"pool must be 'avg' or 'max', got {pool!r}")
     init = init or default_init(activation)
@@ -88,6 +98,7 @@ def lenet5_paper(seed=0, backend_name=None, init="fan_in:1.1", subsample_coef=0.
 def mlp(hidden=(500, 150), activation="tanh", output="softmax", batchnorm=False, init=None,
         input_shape=(1, 28, 28), seed=0, backend_name=None):
     """The C++ version's dense network, 784-500-150-10 by default."""
+    check_output(output)
     init = init or default_init(activation)
     model = Sequential(input_shape=input_shape, seed=seed, backend_name=backend_name)
     model.add(Flatten())

@@ -31,11 +31,16 @@ class Optimizer:
     def __init__(self, lr, weight_decay=0.0, schedule=None):
         """schedule: None (constant lr) or a function epoch -> multiplier of lr, e.g.
         cosine_schedule(epochs); applied by start_epoch, which Sequential.fit calls."""
-        if not lr > 0:
-            raise ValueError(f"learning rate must be > 0, got {lr}")
-        if weight_decay < 0:
+        try:
+            lr, weight_decay = float(lr), float(weight_decay)
+        except (TypeError, ValueError):
+            raise TypeError(f"learning rate and weight decay must be numbers, got {lr!r}, "
+                            f"{weight_decay!r}") from None
+        if not 0 < lr < np.inf:
+            raise ValueError(f"learning rate must be > 0 and finite, got {lr}")
+        if not 0 <= weight_decay < np.inf:
             raise ValueError(f"weight decay must be >= 0, got {weight_decay}")
-        self.lr, self.weight_decay = float(lr), float(weight_decay)
+        self.lr, self.weight_decay = lr, weight_decay
         self.base_lr, self.schedule = self.lr, schedule
         self.state = {}         # i -> per-parameter arrays (momentum, Adam's moments)
         self.scalars = {}       # name -> 0-d float32 array on the parameters' device

@@ -450,3 +450,34 @@ def test_whole_float_labels_are_taken_and_uint8_predict_is_refused(rng):
     with pytest.raises(ValueError, match="inputs must be floating point, got uint8"):
         model.predict((x * 255).astype(np.uint8))
     assert model.predict(x[:0]).shape == (0, 10)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda m, x, y: m.fit(x, y, batch_size=2.5, verbose=0), r"fit: batch_size must be a whole number, got 2\.5"),
+    (lambda m, x, y: m.fit(x, y, epochs="two", verbose=0), r"fit: epochs must be a whole number"),
+    (lambda m, x, y: m.fit(x, y, validation_data=(x,), verbose=0), r"validation_data must be a pair"),
+    (lambda m, x, y: m.fit([[1, 2], [3]], y, verbose=0), r"training inputs are not an array of numbers"),
+    (lambda m, x, y: m.evaluate(x, y, batch_size=0), r"evaluate: batch_size must be >= 1, got 0"),
+    (lambda m, x, y: m.predict(x, batch_size=-1), r"predict: batch_size must be >= 1, got -1"),
+    (lambda m, x, y: m.predict(7), r"inputs have shape \(\); the model expects"),
+])
+def test_calls_name_bad_arguments(rng, call, message):
+    model = L.lenet5().compile("ce", SGD(0.1))
+    with pytest.raises(ValueError, match=message):
+        call(model, *small_batch(rng))
+
+
+@pytest.mark.parametrize("make, error, message", [
+    (lambda: L.lenet5(output="svm"), ValueError, r"unknown output 'svm'.*or None for plain logits"),
+    (lambda: L.mlp(output="svm"), ValueError, r"unknown output 'svm'"),
+    (lambda: L.lenet5_paper(subsample_coef=float("nan")), ValueError,
+     r"Subsampling: coef must be a finite number, got nan"),
+    (lambda: L.Sequential(input_shape=(1, 4, 4), dtype=np.int32), ValueError,
+     r"dtype must be float32 or float64, got int32"),
+    (lambda: SGD("fast"), TypeError, r"learning rate and weight decay must be numbers, got 'fast'"),
+    (lambda: SGD(float("inf")), ValueError, r"learning rate must be > 0 and finite, got inf"),
+    (lambda: L.Adam(1e-3, weight_decay=float("nan")), ValueError, r"weight decay must be >= 0"),
+])
+def test_constructors_name_bad_settings(make, error, message):
+    with pytest.raises(error, match=message):
+        make()
