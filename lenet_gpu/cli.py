@@ -546,11 +546,16 @@ def main(argv=None):
     args = make_parser().parse_args(argv)
     if args.command == "study" and args.argv is None:
         args.argv = list(sys.argv[1:] if argv is None else argv)
-    for name in ("batch_size", "epochs", "steps", "seeds", "rows", "cols", "train_limit", "top", "jobs"):
-        if getattr(args, name, 1) is not None and getattr(args, name, 1) < 1:
-            print(f"error: --{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}",
+    lowest = {"seed": 0, **{name: 1 for name in ("batch_size", "epochs", "steps", "seeds", "rows",
+                                                  "cols", "train_limit", "top", "jobs")}}
+    for name, low in lowest.items():
+        if getattr(args, name, None) is not None and getattr(args, name) < low:
+            print(f"error: --{name.replace('_', '-')} must be >= {low}, got {getattr(args, name)}",
                   file=sys.stderr)
             return EXIT_BAD_INPUT
+    if not 0 <= getattr(args, "momentum", 0) < 1:
+        print(f"error: --momentum must be in [0, 1), got {args.momentum}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     try:
         return args.func(args)
     except RunDirError as e:

@@ -104,10 +104,16 @@ def test_interrupt_in_the_first_epoch_says_no_model_was_written(small, tmp_path,
     assert not (tmp_path / "run" / "model.npz").exists() and not (tmp_path / "run" / ".lock").exists()
 
 
-@pytest.mark.parametrize("limit", ["0", "-5"])
-def test_train_limit_must_be_positive(small, tmp_path, capsys, limit):
-    assert train(small, tmp_path / "run", "--train-limit", limit) == 2
-    assert f"--train-limit must be >= 1, got {limit}" in capsys.readouterr().err
+@pytest.mark.parametrize("option, value, message", [
+    ("--train-limit", "0", "--train-limit must be >= 1, got 0"),
+    ("--train-limit", "-5", "--train-limit must be >= 1, got -5"),
+    ("--seed", "-1", "--seed must be >= 0, got -1"),       # numpy's own words were "expected non-negative integer"
+    ("--momentum", "2", "--momentum must be in [0, 1), got 2.0"),   # was ignored by plain sgd
+])
+def test_out_of_range_options_are_named(small, tmp_path, capsys, option, value, message):
+    assert train(small, tmp_path / "run", option, value) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
 
 
 def test_an_empty_split_is_named(tmp_path, capsys):
