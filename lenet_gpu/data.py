@@ -275,6 +275,10 @@ def load_mnist(data_dir=None, download: bool = False):
                 f"{lpath}: label out of range 0..9: label[{bad}] = {int(labels[bad])}"
             )
         out += [images, labels]
+    if out[0].shape[1:] != out[2].shape[1:]:
+        raise DataError(f"image size mismatch: {found['train_images']} holds "
+                        f"{'x'.join(map(str, out[0].shape[1:]))} images but "
+                        f"{found['test_images']} {'x'.join(map(str, out[2].shape[1:]))}")
     return tuple(out)
 
 

@@ -210,6 +210,14 @@ def test_load_mnist_count_mismatch(tmp_path):
         load_mnist(d)
 
 
+def test_load_mnist_image_size_mismatch(tmp_path):
+    d = fake_mnist(tmp_path / "m")
+    write_idx(d / "train-images-idx3-ubyte.gz", np.zeros((12, 20, 20), np.uint8), gz=True)
+    with pytest.raises(DataError, match=r"image size mismatch: .*train-images-idx3-ubyte\.gz holds "
+                                        r"20x20 images but .*t10k-images-idx3-ubyte\.gz 28x28"):
+        load_mnist(d)
+
+
 def test_load_mnist_label_out_of_range(tmp_path):
     d = fake_mnist(tmp_path / "m")
     labels = np.zeros(12, np.uint8)
