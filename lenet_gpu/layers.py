@@ -74,7 +74,8 @@ def check_initializer(name):
 
 
 def _size(layer, name, value, minimum=1):
-    """A layer's whole-number setting, checked: int(value), or ValueError naming layer and setting."""
+    """A whole-number setting of a layer or a call (Sequential.fit's batch_size), checked:
+    int(value), or ValueError naming the layer or call and the setting."""
     try:
         n = int(value)
         whole = n == value
