@@ -12,7 +12,7 @@ from .atomic import atomic_write
 from .augment import KINDS as AUGMENT_KINDS, make_augment
 from .data import DataError, dataset_record, load_mnist, preprocess, resolve_data_dir
 from .layers import INITIALIZERS, check_initializer
-from .model import Sequential, TrainingDiverged
+from .model import Sequential, TrainingDiverged, batch_bounds
 from .models import lenet5, lenet5_paper, mlp
 from .ops.activations import ACTIVATIONS
 from .ops.losses import PAPER_J
@@ -151,7 +151,9 @@ def _train(args, out):
     model.compile(args.loss, make_optimizer(args.optimizer, args.lr, args.weight_decay, args.momentum,
                                             batch_size=args.batch_size, seed=args.seed,
                                             schedule=args.lr_schedule, epochs=args.epochs,
-                                            mu=args.sdlm_mu), paper_j=args.paper_j)
+                                            mu=args.sdlm_mu,
+                                            steps_per_epoch=len(batch_bounds(len(x_train), args.batch_size))),
+                  paper_j=args.paper_j)
     if not args.quiet:
         model.summary(file=sys.stderr)
     # the run's record: its options, and the data by what identifies them (not where they lay)
@@ -434,8 +436,10 @@ def make_parser():
                    help="the paper loss's positive constant j (eq. 9; the paper gives no value): "
                         "a wrong class's penalty is pushed up while it is within a few units of j "
                         f"(default {PAPER_J}; lenet5-paper only)")
-    t.add_argument("--lr-schedule", choices=("constant", "cosine"), default=None,
-                   help="cosine: lr decays from --lr to about 0 over the epochs (set per epoch)")
+    t.add_argument("--lr-schedule", choices=("constant", "cosine", "one-cycle"), default=None,
+                   help="cosine: lr decays from --lr to about 0 over the epochs (set per epoch); "
+                        "one-cycle: PyTorch's OneCycleLR, set per step: up from --lr/25 to --lr "
+                        "over the first 30%% of the steps, then down to --lr/250000")
     t.add_argument("--batch-size", type=int, default=None, metavar="B")
     t.add_argument("--epochs", type=int, default=None, metavar="N")
     t.add_argument("--seed", type=int, default=0, metavar="S")

@@ -27,10 +27,35 @@ def cosine_schedule(epochs):
     return lambda epoch: 0.5 * (1 + np.cos(np.pi * (epoch - 1) / epochs))
 
 
+def one_cycle_schedule(total_steps, pct_start=0.3, div=25.0, final_div=1e4):
+    """lr multiplier for step t = 1..total_steps, PyTorch's OneCycleLR (cosine, two phases,
+    momentum not cycled): from 1/div up to 1 at step pct_start * total_steps, then down to
+    1/(div * final_div) at the last step, each phase a half cosine. Steps past total_steps
+    keep the last value."""
+    total_steps = int(total_steps)
+    if total_steps < 2 or not 0 < pct_start < 1 or not div > 0 or not final_div > 0:
+        raise ValueError(f"one-cycle needs total_steps >= 2, 0 < pct_start < 1, div > 0 and "
+                         f"final_div > 0, got {total_steps}, {pct_start}, {div}, {final_div}")
+    start, low = 1 / div, 1 / (div * final_div)
+    peak = pct_start * total_steps - 1          # 0-based step of the peak, as in PyTorch
+
+    def anneal(a, b, frac):
+        return b + (a - b) / 2 * (np.cos(np.pi * frac) + 1)
+
+    def multiplier(t):
+        s = min(t, total_steps) - 1
+        if s < peak:
+            return anneal(start, 1.0, s / peak)
+        return anneal(1.0, low, (s - peak) / (total_steps - 1 - peak))
+    return multiplier
+
+
 class Optimizer:
-    def __init__(self, lr, weight_decay=0.0, schedule=None):
+    def __init__(self, lr, weight_decay=0.0, schedule=None, step_schedule=None):
         """schedule: None (constant lr) or a function epoch -> multiplier of lr, e.g.
-        cosine_schedule(epochs); applied by start_epoch, which Sequential.fit calls."""
+        cosine_schedule(epochs); applied by start_epoch, which Sequential.fit calls.
+        step_schedule: instead, a function of the step count t = 1, 2, ... -> multiplier of lr,
+        e.g. one_cycle_schedule(steps); applied before every step."""
         try:
             lr, weight_decay = float(lr), float(weight_decay)
         except (TypeError, ValueError):
@@ -40,8 +65,11 @@ class Optimizer:
             raise ValueError(f"learning rate must be > 0 and finite, got {lr}")
         if not 0 <= weight_decay < np.inf:
             raise ValueError(f"weight decay must be >= 0, got {weight_decay}")
+        if schedule is not None and step_schedule is not None:
+            raise ValueError("give an epoch schedule or a step schedule, not both")
         self.lr, self.weight_decay = lr, weight_decay
-        self.base_lr, self.schedule = self.lr, schedule
+        self.base_lr, self.schedule, self.step_schedule = self.lr, schedule, step_schedule
+        self.steps_taken = 0
         self.state = {}         # i -> per-parameter arrays (momentum, Adam's moments)
         self.scalars = {}       # name -> 0-d float32 array on the parameters' device
         self._written = {}      # name -> the value last written there
@@ -52,7 +80,14 @@ class Optimizer:
 
     def prepare(self, params):
         """Host side of a step (see the module doc): writes the learning rate to the device."""
+        self._advance()
         self._scalar("lr", self.lr, params)
+
+    def _advance(self):
+        """Count the step; a step schedule sets its learning rate."""
+        self.steps_taken += 1
+        if self.step_schedule is not None:
+            self.lr = self.base_lr * float(self.step_schedule(self.steps_taken))
 
     def update(self, params):
         """Device side of a step: every parameter with a gradient is updated in place."""
@@ -101,8 +136,9 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    def __init__(self, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0, schedule=None):
-        super().__init__(lr, weight_decay, schedule)
+    def __init__(self, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0, schedule=None,
+                 step_schedule=None):
+        super().__init__(lr, weight_decay, schedule, step_schedule)
         if not 0 <= momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {momentum}")
         self.momentum, self.nesterov = float(momentum), bool(nesterov)
@@ -132,21 +168,22 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, schedule=None):
-        super().__init__(lr, weight_decay, schedule)
+    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, schedule=None,
+                 step_schedule=None):
+        super().__init__(lr, weight_decay, schedule, step_schedule)
         self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
             raise ValueError(f"Adam's beta1 and beta2 must be in [0, 1), got {beta1}, {beta2}")
         if not self.eps > 0:
             raise ValueError(f"Adam's eps must be > 0, got {eps}")
-        self.t = 0
 
     def prepare(self, params):
         """Step t's scalars: both bias corrections folded into the step size and epsilon,
         step = lr sqrt(1 - b2^t) / (1 - b1^t),  eps_t = eps sqrt(1 - b2^t)."""
-        self.t += 1
-        correction2 = (1 - self.beta2 ** self.t) ** 0.5
-        self._scalar("step", self.lr * correction2 / (1 - self.beta1 ** self.t), params)
+        self._advance()
+        t = self.steps_taken
+        correction2 = (1 - self.beta2 ** t) ** 0.5
+        self._scalar("step", self.lr * correction2 / (1 - self.beta1 ** t), params)
         self._scalar("eps", self.eps * correction2, params)
         for i, p in enumerate(params):
             if i not in self.state:
@@ -273,22 +310,23 @@ class SDLM(Optimizer):
 
 
 def make_optimizer(name, lr, weight_decay=0.0, momentum=0.9, batch_size=1, seed=0,
-                   schedule="constant", epochs=1, mu=SDLM_MU):
+                   schedule="constant", epochs=1, mu=SDLM_MU, steps_per_epoch=1):
     """The CLI's --optimizer: sgd | momentum | nesterov | adam | sdlm (lr scales the paper's
     schedule; batch_size sets SDLM's per-sample step, mu its damping) and --lr-schedule
-    constant | cosine."""
-    if schedule not in ("constant", "cosine"):
-        raise ValueError(f"unknown lr schedule {schedule!r}; choose constant or cosine")
-    sched = cosine_schedule(epochs) if schedule == "cosine" else None
+    constant | cosine | one-cycle (lr is then the peak, reached after 30% of the steps)."""
+    if schedule not in ("constant", "cosine", "one-cycle"):
+        raise ValueError(f"unknown lr schedule {schedule!r}; choose constant, cosine or one-cycle")
+    sched = {"schedule": cosine_schedule(epochs)} if schedule == "cosine" else \
+        {"step_schedule": one_cycle_schedule(epochs * steps_per_epoch)} if schedule == "one-cycle" else {}
     if name == "sgd":
-        return SGD(lr, weight_decay=weight_decay, schedule=sched)
+        return SGD(lr, weight_decay=weight_decay, **sched)
     if name in ("momentum", "nesterov"):
         return SGD(lr, momentum=momentum, nesterov=name == "nesterov", weight_decay=weight_decay,
-                   schedule=sched)
+                   **sched)
     if name == "adam":
-        return Adam(lr, weight_decay=weight_decay, schedule=sched)
+        return Adam(lr, weight_decay=weight_decay, **sched)
     if name == "sdlm":
-        if sched is not None:
+        if sched:
             raise ValueError("sdlm follows the paper's own schedule; drop --lr-schedule")
         return SDLM(lr, mu=mu, batch_size=batch_size, seed=seed, weight_decay=weight_decay)
     raise ValueError(f"unknown optimizer {name!r}; choose sgd, momentum, nesterov, adam or sdlm")

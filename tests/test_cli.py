@@ -37,6 +37,18 @@ def test_same_seed_same_metrics(mnist_dir, tmp_path):
     assert strip == [{k: v for k, v in e.items() if k != "seconds"} for e in b]
 
 
+def test_one_cycle_runs_its_cycle_over_the_whole_training(mnist_dir, tmp_path):
+    """--lr-schedule one-cycle counts the run's steps (600 images at batch 50: 12 an epoch), so
+    the last step of the last epoch sits at the cycle's end, lr / 250000."""
+    assert train(mnist_dir, tmp_path / "run", "--optimizer", "nesterov", "--lr", "0.4",
+                 "--lr-schedule", "one-cycle") == 0
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    from lenet_gpu.optim import one_cycle_schedule
+    assert [e["lr"] for e in m["epochs"]] == pytest.approx(
+        [0.4 * one_cycle_schedule(24)(t) for t in (12, 24)], rel=1e-6)
+    assert m["epochs"][-1]["lr"] == pytest.approx(0.4 / 250000)
+
+
 def test_refuses_to_overwrite_a_run(mnist_dir, tmp_path, capsys):
     assert train(mnist_dir, tmp_path / "run") == 0
     before = (tmp_path / "run" / "model.npz").read_bytes()

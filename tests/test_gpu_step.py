@@ -52,7 +52,7 @@ def test_the_step_is_captured_and_replayed(cp, rng):
         step.feed(cp.asarray(x), cp.asarray(y))
         step()
     assert step.graph is not None and step.capture
-    assert model.optimizer.t == 4, "Adam's step counter advances on every replay"
+    assert model.optimizer.steps_taken == 4, "Adam's step counter advances on every replay"
     # new allocations never land in the graph's pool
     before = step.pool.used_bytes()
     scratch = [cp.empty(1 << 20, cp.float32) for _ in range(8)]

@@ -169,7 +169,7 @@ def test_a_model_step_is_one_optimizer_step(rng):
     model.compile("ce", opt)
     before = [p.value.copy() for p in model.params]
     model.train_step(x, y)
-    assert opt.t == 1
+    assert opt.steps_taken == 1
     moved = np.concatenate([np.abs(p.value - b).ravel() for p, b in zip(model.params, before)])
     assert moved.max() <= 1e-3 * (1 + 1e-4)     # |m / sqrt(v)| <= 1 at t = 1
     assert np.median(moved) == pytest.approx(1e-3, rel=1e-4)   # most gradients are far from eps
@@ -284,8 +284,50 @@ def test_cosine_schedule_sets_each_epochs_lr(rng):
     history = model.fit(x, y, epochs=4, batch_size=4, verbose=0)
     assert history["lr"] == pytest.approx([0.04 * f(e) for e in (1, 2, 3, 4)])
     assert make_optimizer("sgd", 0.1).schedule is None
-    with pytest.raises(ValueError, match="unknown lr schedule 'linear'"):
+    with pytest.raises(ValueError, match="unknown lr schedule 'linear'; choose constant, cosine or one-cycle"):
         make_optimizer("sgd", 0.1, schedule="linear")
+
+
+def test_one_cycle_schedule_follows_pytorchs_one_cycle_lr():
+    """PyTorch's OneCycleLR (two cosine phases): step 1 at max/div, the peak 1 at step
+    pct_start * T, the last step at max/(div * final_div); steps past T keep that value."""
+    from lenet_gpu.optim import one_cycle_schedule
+    f = one_cycle_schedule(100, pct_start=0.3, div=25, final_div=1e4)
+    assert f(1) == pytest.approx(1 / 25)
+    assert f(30) == pytest.approx(1.0)
+    assert f(100) == pytest.approx(1 / 25e4) and f(150) == f(100)
+    # halfway through each phase the multiplier is halfway between its ends
+    assert f(1 + 29 / 2) == pytest.approx((1 / 25 + 1) / 2)
+    assert f(30 + 70 / 2) == pytest.approx((1 + 1 / 25e4) / 2)
+    m = [f(t) for t in range(1, 101)]
+    assert m[:30] == sorted(m[:30]) and m[29:] == sorted(m[29:], reverse=True)
+    for bad in (dict(total_steps=1), dict(total_steps=10, pct_start=1.0), dict(total_steps=10, div=0)):
+        with pytest.raises(ValueError, match="one-cycle needs"):
+            one_cycle_schedule(**bad)
+
+
+@pytest.mark.parametrize("graph", [False, True], ids=["eager", "static"])
+def test_a_step_schedule_sets_every_steps_lr(rng, graph):
+    """A step schedule gives each step its own lr, the short last batch's too (the epoch record
+    shows the epoch's last); the static step, which a CUDA graph captures, reads the same."""
+    from lenet_gpu.model import batch_bounds
+    from lenet_gpu.optim import one_cycle_schedule
+    x, y = small_batch(rng, 10)
+    assert len(batch_bounds(10, 4)) == 3                       # 4 + 4 + a short batch of 2
+    opt = make_optimizer("nesterov", 0.05, schedule="one-cycle", epochs=3, steps_per_epoch=3)
+    assert opt.schedule is None
+    seen = []
+    update = opt.update
+    opt.update = lambda params: (seen.append(float(opt.scalars["lr"])), update(params))
+    model = L.lenet5(activation="relu", batchnorm=True).compile("ce", opt)
+    history = model.fit(x, y, epochs=3, batch_size=4, verbose=0, graph=graph)
+    expected = [0.05 * one_cycle_schedule(9)(t) for t in range(1, 10)]
+    assert seen == pytest.approx(expected, rel=1e-6)
+    assert history["lr"] == pytest.approx(expected[2::3])
+    with pytest.raises(ValueError, match="not both"):
+        L.SGD(0.1, schedule=lambda e: 1, step_schedule=lambda t: 1)
+    with pytest.raises(ValueError, match="sdlm follows the paper's own schedule"):
+        make_optimizer("sdlm", 1, schedule="one-cycle", epochs=3, steps_per_epoch=2)
 
 
 @pytest.mark.parametrize("n, batch, expected", [

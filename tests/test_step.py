@@ -1,13 +1,14 @@
 """The static training step (lenet_gpu/step.py) on NumPy: fit through fixed buffers, device-side
 scalars and accumulators gives exactly what the eager fit gives, for every optimizer, with and
-without batch norm, distortions, a learning-rate schedule and a short last batch. This is how
-the restructuring behind the captured CUDA graph is checked without a GPU."""
+without batch norm, distortions, learning-rate schedules (per epoch and per step) and a short
+last batch. This is how the restructuring behind the captured CUDA graph is checked without a
+GPU."""
 import numpy as np
 import pytest
 
 import lenet_gpu as L
 from lenet_gpu.augment import make_augment
-from lenet_gpu.optim import SDLM, cosine_schedule
+from lenet_gpu.optim import SDLM, cosine_schedule, one_cycle_schedule
 from lenet_gpu.step import StaticStep
 
 # name -> (builder, loss, optimizer factory, fit options)
@@ -18,6 +19,9 @@ CASES = {
                                lambda: L.SGD(0.05, momentum=0.9, nesterov=True, weight_decay=1e-3), {}),
     "adam-cosine": (lambda: L.lenet5(activation="relu", pool="max"), "ce",
                     lambda: L.Adam(1e-3, schedule=cosine_schedule(3)), {}),
+    "one-cycle-nesterov": (lambda: L.lenet5(activation="relu", batchnorm=True), "ce",
+                           lambda: L.SGD(0.2, momentum=0.9, nesterov=True,
+                                         step_schedule=one_cycle_schedule(15)), {}),
     "momentum-affine": (lambda: L.lenet5(activation="tanh", c3_table=True), "ce",
                         lambda: L.SGD(0.05, momentum=0.9), {"augment": make_augment("affine")}),
     "paper-sdlm": (lambda: L.lenet5_paper(), "paper",
