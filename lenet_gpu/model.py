@@ -25,8 +25,8 @@ from . import backend, parallel
 from .atomic import atomic_write
 from .layers import LAYERS, Activation, BatchNorm, Layer, _size
 from .npz import NpzReader
-from .ops.losses import (LOSSES, loss_hessian_diagonal, loss_squares_gradient, mse, one_hot_like,
-                         PAPER_J, check_paper_j, paper_loss, softmax_cross_entropy)
+from .ops.losses import (LOSSES, PAPER_J, check_paper_j, loss_and_correct, loss_hessian_diagonal,
+                         loss_squares_gradient)
 from .optim import Optimizer
 from .step import StaticStep
 
@@ -186,15 +186,7 @@ class Sequential:
 
     def _loss(self, out, labels):
         """(loss, dL/dout, number of correct predictions) as arrays on the device."""
-        if self.loss == "ce":
-            loss, grad = softmax_cross_entropy(out, labels)
-        elif self.loss == "paper":
-            loss, grad = paper_loss(out, labels, self.paper_j)
-            return loss, grad, (out.argmin(axis=1) == labels).sum()   # penalties: smallest wins
-        else:
-            loss, grad = mse(out, one_hot_like(out, labels))
-        correct = (out.argmax(axis=1) == labels).sum()
-        return loss, grad, correct
+        return loss_and_correct(self.loss, out, labels, self.paper_j)
 
     def hessian_diagonal(self, x, labels, batch_size=100):
         """Diagonal Gauss-Newton estimate of d2E/dw^2 for every parameter, E the mean loss over
