@@ -40,13 +40,19 @@ KERNELS = {
         "bn_finalize_mean", "bn_finalize_var", "bn_finalize_grad",
         "bn_apply_train", "bn_apply_infer", "bn_backward_dx",
     ],
+    "optim.cu": ["sgd_update", "adam_update", "sdlm_update"],
+    "losses.cu": ["softmax_cross_entropy", "mse_onehot"],
+    "activations.cu": ["activation_forward", "activation_backward"],
 }
 
 # argument kinds for launch()
-F32, I32, BOOL = "float32*", "int32*", "bool*"       # device arrays (append "?" to allow None)
+# None for an optional array reaches the kernel as a null pointer: CuPy >= 14.0 passes it so
+# (13.x passed 0xffffffff, cupy#9046; pyproject asks for 14.2)
+F32, I32, I64, BOOL = "float32*", "int32*", "int64*", "bool*"   # device arrays ("?": None allowed)
 F32_OPT, BOOL_OPT = F32 + "?", BOOL + "?"
 INT, FLOAT = "int", "float"                          # scalars
-_DTYPES = {F32: np.dtype(np.float32), I32: np.dtype(np.int32), BOOL: np.dtype(np.bool_)}
+_DTYPES = {F32: np.dtype(np.float32), I32: np.dtype(np.int32), I64: np.dtype(np.int64),
+           BOOL: np.dtype(np.bool_)}
 
 _INT32_MAX = 2 ** 31 - 1
 _modules = {}    # (file, device id) -> cupy.RawModule

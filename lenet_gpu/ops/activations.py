@@ -5,9 +5,12 @@
     relu         y = max(x, 0)                  dy/dx = [y > 0]
     sigmoid      y = 1 / (1 + e^-x)             dy/dx = y (1 - y)
     softmax      y_i = e^x_i / sum_j e^x_j      dx = y * (g - sum_j g_j y_j)   (over the last axis)
-The same code runs on NumPy and CuPy.
+The same code runs on NumPy and CuPy; on the GPU the element-wise ones are one kernel each way
+(kernels/activations.cu) in place of up to six elementwise kernels, and this code is their
+reference.
 """
-from ..backend import get_array_module
+from .. import cuda
+from ..backend import get_array_module, is_gpu_array
 
 A, S = 1.7159, 2.0 / 3.0
 
@@ -57,6 +60,7 @@ _BACKWARD = {  # (xp, y, g) -> dL/dx
 }
 
 ACTIVATIONS = tuple(_FORWARD)
+KERNEL_KINDS = ("tanh", "scaled_tanh", "relu", "sigmoid")   # kernels/activations.cu's `kind`
 
 
 def check_activation(name):
@@ -66,12 +70,32 @@ def check_activation(name):
 
 
 def activation_forward(name, x):
-    y = _FORWARD[check_activation(name)](get_array_module(x), x)
+    if check_activation(name) in KERNEL_KINDS and is_gpu_array(x):
+        y = _elementwise_gpu("activation_forward", name, x=x)
+    else:
+        y = _FORWARD[name](get_array_module(x), x)
     return y, y
 
 
 def activation_backward(name, dy, y):
+    if name in KERNEL_KINDS and is_gpu_array(dy):
+        return _elementwise_gpu("activation_backward", name, y=y, dy=dy)
     return _BACKWARD[name](get_array_module(dy), y, dy)
+
+
+def _elementwise_gpu(kernel, name, **arrays):
+    """kernel(*arrays, n, kind, out) over the arrays' elements (all of one shape) -> out."""
+    import cupy
+    arrays = dict(zip(arrays, cuda.float32(**arrays)))
+    shapes = {tuple(a.shape) for a in arrays.values()}
+    if len(shapes) > 1:
+        raise ValueError(f"{name} backward: y and dy shapes differ: {', '.join(map(str, shapes))}")
+    first = next(iter(arrays.values()))
+    out = cupy.empty_like(first)
+    cuda.launch("activations.cu", kernel, cuda.blocks(first.size),
+                [*((k, a, cuda.F32) for k, a in arrays.items()), ("n", first.size, cuda.INT),
+                 ("kind", KERNEL_KINDS.index(name), cuda.INT), ("out", out, cuda.F32)])
+    return out
 
 
 def activation_backward_hessian(name, d2y, y):
