@@ -7,27 +7,34 @@
 //   backward: dbeta = sum dy, dgamma = sum dy xhat,
 //             dx = gamma invstd / M (M dy - dbeta - xhat dgamma)
 //
-// bn_partial_sum / bn_partial_sqdev / bn_partial_grad
-//     block (c, s): sums over the s-th contiguous chunk of channel c (thread-private sums in a
-//     fixed order, then a fixed tree) -> partial[s][c] (grad: two such arrays).
-// bn_finalize_mean / bn_finalize_var / bn_finalize_grad
-//     one warp per channel adds the S partials in a fixed order and applies the formulas above
-//     (finalize_var also updates the running statistics in place). Deterministic: no atomics.
+// bn_mean / bn_var / bn_grad
+//     block (c, s) sums over the s-th contiguous chunk of channel c (thread-private sums in a
+//     fixed order, then a fixed tree) -> partial[s][c] (grad: two such arrays); the last of
+//     channel c's S blocks to finish adds the S partials in a fixed order (one warp) and applies
+//     the formulas above (bn_var also updates the running statistics in place). One launch
+//     each, and bit-identical from run to run (last_block_to_arrive in common.cuh).
 // bn_apply_train / bn_apply_infer / bn_backward_dx
 //     one thread per element (flat index e, channel c = (e / HW) % C).
 #include "common.cuh"
 
-extern "C" __global__ void bn_partial_sum(const float* __restrict__ x, int N, int C, int HW, int S,
-                                          float* __restrict__ partial)
+extern "C" __global__ void bn_mean(const float* __restrict__ x, int N, int C, int HW, int S,
+                                   float* partial, int* counter, float* __restrict__ mean)
 {
     const int c = blockIdx.x, s = blockIdx.y;
     float acc[1];
     channel_chunk_sum<1>(N, C, HW, c, s, S, acc, [&](int addr, float (&a)[1]) { a[0] += x[addr]; });
     if (threadIdx.x == 0) partial[s * C + c] = acc[0];
+    if (!last_block_to_arrive(counter + c, S) || threadIdx.x >= 32) return;
+    const float sum = warp_sum_partials(partial, S, C, c);
+    if (threadIdx.x == 0) mean[c] = sum / (float)(N * HW);
 }
 
-extern "C" __global__ void bn_partial_sqdev(const float* __restrict__ x, const float* __restrict__ mean,
-                                            int N, int C, int HW, int S, float* __restrict__ partial)
+// keep = 1 - momentum, var_weight = momentum * M / (M - 1) (unbiased variance for the running value)
+extern "C" __global__ void bn_var(const float* __restrict__ x, const float* __restrict__ mean,
+                                  int N, int C, int HW, int S, float eps, float momentum, float keep,
+                                  float var_weight, float* partial, int* counter,
+                                  float* __restrict__ invstd, float* __restrict__ running_mean,
+                                  float* __restrict__ running_var)
 {
     const int c = blockIdx.x, s = blockIdx.y;
     const float m = mean[c];
@@ -37,12 +44,21 @@ extern "C" __global__ void bn_partial_sqdev(const float* __restrict__ x, const f
         a[0] += d * d;
     });
     if (threadIdx.x == 0) partial[s * C + c] = acc[0];
+    if (!last_block_to_arrive(counter + c, S) || threadIdx.x >= 32) return;
+    const float sum = warp_sum_partials(partial, S, C, c);
+    if (threadIdx.x == 0) {
+        const float var = sum / (float)(N * HW);
+        invstd[c] = 1.0f / sqrtf(var + eps);
+        running_mean[c] = running_mean[c] * keep + momentum * m;
+        running_var[c] = running_var[c] * keep + var_weight * var;
+    }
 }
 
-extern "C" __global__ void bn_partial_grad(const float* __restrict__ dy, const float* __restrict__ x,
-                                           const float* __restrict__ mean, const float* __restrict__ invstd,
-                                           int N, int C, int HW, int S,
-                                           float* __restrict__ partial_dbeta, float* __restrict__ partial_dgamma)
+extern "C" __global__ void bn_grad(const float* __restrict__ dy, const float* __restrict__ x,
+                                   const float* __restrict__ mean, const float* __restrict__ invstd,
+                                   int N, int C, int HW, int S, float* partial_dbeta,
+                                   float* partial_dgamma, int* counter,
+                                   float* __restrict__ dbeta, float* __restrict__ dgamma)
 {
     const int c = blockIdx.x, s = blockIdx.y;
     const float m = mean[c], is = invstd[c];
@@ -56,43 +72,10 @@ extern "C" __global__ void bn_partial_grad(const float* __restrict__ dy, const f
         partial_dbeta[s * C + c] = acc[0];
         partial_dgamma[s * C + c] = acc[1];
     }
-}
-
-extern "C" __global__ void bn_finalize_mean(const float* __restrict__ partial, int C, int S, int M,
-                                            float* __restrict__ mean)
-{
-    const int c = (blockIdx.x * THREADS + threadIdx.x) / 32;  // one warp per channel
-    if (c >= C) return;
-    const float sum = warp_sum_partials(partial, S, C, c);
-    if ((threadIdx.x & 31) == 0) mean[c] = sum / (float)M;
-}
-
-// keep = 1 - momentum, var_weight = momentum * M / (M - 1) (unbiased variance for the running value)
-extern "C" __global__ void bn_finalize_var(const float* __restrict__ partial, const float* __restrict__ mean,
-                                           int C, int S, int M, float eps, float momentum, float keep,
-                                           float var_weight, float* __restrict__ invstd,
-                                           float* __restrict__ running_mean, float* __restrict__ running_var)
-{
-    const int c = (blockIdx.x * THREADS + threadIdx.x) / 32;
-    if (c >= C) return;
-    const float sum = warp_sum_partials(partial, S, C, c);
-    if ((threadIdx.x & 31) == 0) {
-        const float var = sum / (float)M;
-        invstd[c] = 1.0f / sqrtf(var + eps);
-        running_mean[c] = running_mean[c] * keep + momentum * mean[c];
-        running_var[c] = running_var[c] * keep + var_weight * var;
-    }
-}
-
-extern "C" __global__ void bn_finalize_grad(const float* __restrict__ partial_dbeta,
-                                            const float* __restrict__ partial_dgamma, int C, int S,
-                                            float* __restrict__ dbeta, float* __restrict__ dgamma)
-{
-    const int c = (blockIdx.x * THREADS + threadIdx.x) / 32;
-    if (c >= C) return;
+    if (!last_block_to_arrive(counter + c, S) || threadIdx.x >= 32) return;
     const float db = warp_sum_partials(partial_dbeta, S, C, c);
     const float dg = warp_sum_partials(partial_dgamma, S, C, c);
-    if ((threadIdx.x & 31) == 0) {
+    if (threadIdx.x == 0) {
         dbeta[c] = db;
         dgamma[c] = dg;
     }

@@ -51,11 +51,34 @@ __device__ void channel_chunk_sum(int N, int C, int HW, int c, int s, int S, flo
 
 // Sum of partial[s * count + o] over s = 0..S-1, by one warp: lane l adds s = l, l+32, ...,
 // then a fixed shuffle tree. Every lane of the warp must call it; lane 0 gets the total.
-__device__ inline float warp_sum_partials(const float* partial, int S, int count, int o)
+// (volatile: in the last block of a split reduction the partials are other blocks' writes of
+// this same launch, which must be read from L2, not from a cache.)
+__device__ inline float warp_sum_partials(const volatile float* partial, int S, int count, int o)
 {
     const int lane = threadIdx.x & 31;
     float v = 0.0f;
     for (int s = lane; s < S; s += 32) v += partial[s * count + o];
     for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_down_sync(0xffffffffu, v, offset);
     return v;
+}
+
+// A split reduction finished in the same launch. The S blocks that write partial sums for one
+// output (counter: that output's arrival count, 0 before the launch) each call this after
+// writing theirs; it returns true in every thread of the last block to arrive, which then
+// sees every block's partials (read them with warp_sum_partials) and adds them in the same
+// fixed order as a second launch would: results stay identical run to run, only which block
+// adds them varies. It sets the counter back to 0 for the next launch. Every thread of the
+// block must call it. (The pattern of CUDA's threadFenceReduction sample; a float atomicAdd
+// would make the sum's order, and so its bits, vary.)
+__device__ inline bool last_block_to_arrive(int* counter, int S)
+{
+    __shared__ bool last;
+    __threadfence();          // this block's partials are visible device-wide before it counts
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        last = atomicAdd(counter, 1) == S - 1;
+        if (last) *counter = 0;
+    }
+    __syncthreads();
+    return last;
 }

@@ -13,12 +13,17 @@
 //                              uses (table) is skipped.
 // conv2d_backward_data<KH_,KW_> gather: one thread per dx[n,c,h,w] (c = blockIdx.y) sums
 //                              W[k,c,i,j] dy[n,k,oh,ow] over the (oh,ow) whose window covers (h,w).
-// conv2d_backward_weights_partial<KH_,KW_>  block (kc = k*C + c, s): thread-private sums of
-//                              dy * x over a strided share of the s-th chunk of the N*OH*OW
-//                              positions, then a fixed tree over the block -> partial[s][k][c][i][j].
-// conv2d_backward_bias_partial block (k, s): partial[s][k] = sum of dy[:,k] over chunk s.
-// sum_partials                 out[o] = sum_s partial[s][o] in a fixed order (one warp per o).
-// Both gradients are therefore bit-identical from run to run (no atomics).
+// conv2d_backward_weights<KH_,KW_>  block (kc = k*C + c, s): thread-private sums of dy * x
+//                              over a strided share of the s-th chunk of the N*OH*OW positions,
+//                              then a fixed tree over the block -> partial[s][k][c][i][j]; the
+//                              last of kc's S blocks to finish adds the S partials of each
+//                              (i, j) in a fixed order (one warp each) -> dW[k][c][i][j].
+// conv2d_backward_bias         block (k, s): partial[s][k] = sum of dy[:,k] over chunk s; the
+//                              last of k's blocks adds them -> db[k] (also the dense layers').
+// sum_partials                 out[o] = sum_s partial[s][o] in a fixed order (one warp per o),
+//                              for split reductions done in two launches (dense.cu's split K).
+// Both gradients are therefore bit-identical from run to run (last_block_to_arrive in
+// common.cuh: no float atomics).
 #include "common.cuh"
 
 template <int KH_, int KW_, int KT>
@@ -115,11 +120,11 @@ __global__ void conv2d_backward_data(const float* __restrict__ dy, const float* 
 }
 
 template <int KH_, int KW_>
-__global__ void conv2d_backward_weights_partial(const float* __restrict__ x, const float* __restrict__ dy,
-                                                const bool* __restrict__ table,
-                                                int N, int C, int H, int W, int K, int OH, int OW,
-                                                int KH, int KW, int stride, int pad, int S,
-                                                float* __restrict__ partial)
+__global__ void conv2d_backward_weights(const float* __restrict__ x, const float* __restrict__ dy,
+                                        const bool* __restrict__ table,
+                                        int N, int C, int H, int W, int K, int OH, int OW,
+                                        int KH, int KW, int stride, int pad, int S,
+                                        float* partial, int* counter, float* __restrict__ dW)
 {
     const int kh = KH_ > 0 ? KH_ : KH;
     const int kw = KW_ > 0 ? KW_ : KW;
@@ -131,7 +136,8 @@ __global__ void conv2d_backward_weights_partial(const float* __restrict__ x, con
     const int s = blockIdx.y;
     float* out = partial + (s * K * C + kc) * Q;  // partial[s, k, c, :, :]
     if (table != nullptr && !table[kc]) {         // absent connection: zero gradient, no work
-        for (int q = threadIdx.x; q < Q; q += THREADS) out[q] = 0.0f;
+        if (s == 0)
+            for (int q = threadIdx.x; q < Q; q += THREADS) dW[kc * Q + q] = 0.0f;
         return;
     }
     const int OHW = OH * OW;
@@ -162,17 +168,26 @@ __global__ void conv2d_backward_weights_partial(const float* __restrict__ x, con
         if (threadIdx.x == 0)
             for (int t = 0; t < QB && q0 + t < Q; ++t) out[q0 + t] = acc[t];
     }
+    if (!last_block_to_arrive(counter + kc, S)) return;
+    const int lane = threadIdx.x & 31;
+    for (int q = threadIdx.x / 32; q < Q; q += THREADS / 32) {   // one warp per (i, j)
+        const float total = warp_sum_partials(partial, S, K * C * Q, kc * Q + q);
+        if (lane == 0) dW[kc * Q + q] = total;
+    }
 }
 
-extern "C" __global__ void conv2d_backward_bias_partial(const float* __restrict__ dy,
-                                                        int N, int K, int OHW, int S,
-                                                        float* __restrict__ partial)
+extern "C" __global__ void conv2d_backward_bias(const float* __restrict__ dy, int N, int K, int OHW,
+                                                int S, float* partial, int* counter,
+                                                float* __restrict__ db)
 {
     const int k = blockIdx.x;
     const int s = blockIdx.y;
     float acc[1];
     channel_chunk_sum<1>(N, K, OHW, k, s, S, acc, [&](int addr, float (&a)[1]) { a[0] += dy[addr]; });
     if (threadIdx.x == 0) partial[s * K + k] = acc[0];
+    if (!last_block_to_arrive(counter + k, S) || threadIdx.x >= 32) return;
+    const float total = warp_sum_partials(partial, S, K, k);
+    if (threadIdx.x == 0) db[k] = total;
 }
 
 extern "C" __global__ void sum_partials(const float* __restrict__ partial, int S, int count,

@@ -27,8 +27,8 @@ KERNELS = {
         "conv2d_forward<5, 5, 8>", "conv2d_forward<5, 5, 1>",
         "conv2d_forward<0, 0, 8>", "conv2d_forward<0, 0, 1>",
         "conv2d_backward_data<5, 5>", "conv2d_backward_data<0, 0>",
-        "conv2d_backward_weights_partial<5, 5>", "conv2d_backward_weights_partial<0, 0>",
-        "conv2d_backward_bias_partial", "sum_partials",
+        "conv2d_backward_weights<5, 5>", "conv2d_backward_weights<0, 0>",
+        "conv2d_backward_bias", "sum_partials",
     ],
     "pool2d.cu": [
         "pool2d_forward_avg", "pool2d_forward_max", "pool2d_backward_avg", "pool2d_backward_max",
@@ -36,9 +36,7 @@ KERNELS = {
     "dense.cu": ["matmul<false, false>", "matmul<false, true>", "matmul<true, false>",
                  "matmul<true, true>"],
     "batch_norm.cu": [
-        "bn_partial_sum", "bn_partial_sqdev", "bn_partial_grad",
-        "bn_finalize_mean", "bn_finalize_var", "bn_finalize_grad",
-        "bn_apply_train", "bn_apply_infer", "bn_backward_dx",
+        "bn_mean", "bn_var", "bn_grad", "bn_apply_train", "bn_apply_infer", "bn_backward_dx",
     ],
     "optim.cu": ["sgd_update", "adam_update", "sdlm_update"],
     "losses.cu": ["softmax_cross_entropy", "mse_onehot"],
@@ -166,6 +164,23 @@ def splits(length, groups, min_per_thread=4, target_blocks=2048):
     by_work = -(-int(length) // (THREADS * min_per_thread))
     by_blocks = -(-target_blocks // max(1, int(groups)))
     return max(1, min(by_work, by_blocks, 65535))
+
+
+_counters = {}   # device id -> the arrival counters of last_block_to_arrive (common.cuh)
+
+
+def counters(n):
+    """n arrival counters for a kernel that finishes its split reduction in the same launch
+    (last_block_to_arrive in kernels/common.cuh): int32 zeros, which every such launch leaves
+    at zero. One buffer per device, shared by all those launches (launches on one stream never
+    overlap; the captured step's stream waits for the null stream), made on first use: a
+    training step's first call is eager, so it exists before any capture."""
+    import cupy
+    device = cupy.cuda.Device().id
+    buf = _counters.get(device)
+    if buf is None or buf.size < n:
+        buf = _counters[device] = cupy.zeros(max(int(n), 4096), dtype=cupy.int32)
+    return buf[:n]
 
 
 def float32(**arrays):

@@ -101,6 +101,7 @@ def test_conv2d_matches_numpy(cp, rng, case, bias):
     assert_grads_close((dx, dW, db), conv2d_backward(dy, cache_ref), bias)
     if table is not None:
         assert not cp.any(dW[cp.asarray(~table)]), "absent connections must get zero gradient"
+    assert_counters_are_back_to_zero(cp)
 
 
 def test_conv2d_skips_dx_for_the_first_layer(cp, rng):
@@ -162,6 +163,7 @@ def test_pool2d_rejects_float64(cp, rng):
 # ---- batch norm ------------------------------------------------------------------------------
 BN_SHAPES = {
     "C1-N20": (20, 6, 28, 28),
+    "S49-N64": (64, 2, 28, 28),      # 49 blocks per channel: more partials than a warp has lanes
     "C5-N257": (257, 120, 1, 1),
     "odd-4d": (3, 5, 7, 9),
     "N1-4d": (1, 4, 3, 5),
@@ -217,6 +219,14 @@ def test_batch_norm_matches_numpy(cp, rng, case):
     y_ref = batch_norm_forward_infer(x, gamma, beta, rm, rv, 1e-5)
     y = batch_norm_forward_infer(*to_gpu(cp, x, gamma, beta), rm_gpu, rv_gpu, 1e-5)
     assert_close(y, y_ref, "y (inference)")
+    assert_counters_are_back_to_zero(cp)
+
+
+def assert_counters_are_back_to_zero(cp):
+    """Kernels that finish a split reduction in one launch count the blocks that arrive
+    (last_block_to_arrive): each must leave its counters at 0, or the next launch goes wrong."""
+    buffers = list(cuda._counters.values())
+    assert buffers and all(int(cp.count_nonzero(b)) == 0 for b in buffers)
 
 
 def test_batch_norm_running_stats_update(cp, rng):

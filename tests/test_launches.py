@@ -1,7 +1,8 @@
 """Kernel launches per training step, counted under the CPU emulator (tools/count_launches.py):
 at LeNet-5's size a GPU step costs about its number of launches, so a change that adds some
-shows here. The budgets are the counts at the commit that fused the optimizer, loss and
-activation kernels (before: 84, 81, 113, 183 and 255 at batch 20)."""
+shows here. The budgets are today's counts at batch 20: 84, 81, 113, 183 and 255 before the
+optimizer, loss and activation kernels; 55, 53, 81, 81, 83 with them; then split reductions
+finished in one launch (batch norm, conv weight and bias gradients)."""
 import importlib.util
 import os
 from pathlib import Path
@@ -17,7 +18,7 @@ spec = importlib.util.spec_from_file_location(
 count_launches = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(count_launches)
 
-BUDGET = {"tanh-mse": 55, "relu-ce": 53, "relu-ce-bn": 81, "recipe": 81, "relu-ce-bn-adam": 83}
+BUDGET = {"tanh-mse": 47, "relu-ce": 45, "relu-ce-bn": 65, "recipe": 65, "relu-ce-bn-adam": 67}
 
 
 @pytest.mark.parametrize("config", list(BUDGET))

@@ -92,10 +92,6 @@ def _channels(x):
     return N, C, HW, N * HW
 
 
-def _warp_per_channel(C):
-    return cuda.blocks(C * 32)   # one warp per channel
-
-
 def _forward_train_gpu(x, gamma, beta, running_mean, running_var, momentum, eps):
     import cupy
     x, gamma, beta = cuda.float32(x=x, gamma=gamma, beta=beta)
@@ -103,21 +99,19 @@ def _forward_train_gpu(x, gamma, beta, running_mean, running_var, momentum, eps)
     S = cuda.splits(M, C)
     dims = [("N", N, cuda.INT), ("C", C, cuda.INT), ("HW", HW, cuda.INT), ("S", S, cuda.INT)]
     partial = cupy.empty((S, C), dtype=cupy.float32)
+    counter = cuda.counters(C)
     mean = cupy.empty(C, dtype=cupy.float32)
     invstd = cupy.empty(C, dtype=cupy.float32)
 
-    cuda.launch("batch_norm.cu", "bn_partial_sum", (C, S), [("x", x, cuda.F32), *dims, ("partial", partial, cuda.F32)])
-    cuda.launch("batch_norm.cu", "bn_finalize_mean", _warp_per_channel(C),
-                [("partial", partial, cuda.F32), ("C", C, cuda.INT), ("S", S, cuda.INT), ("M", M, cuda.INT),
-                 ("mean", mean, cuda.F32)])
+    cuda.launch("batch_norm.cu", "bn_mean", (C, S),
+                [("x", x, cuda.F32), *dims, ("partial", partial, cuda.F32),
+                 ("counter", counter, cuda.I32), ("mean", mean, cuda.F32)])
     # the variance as a second pass over x - mean: no cancellation when |mean| >> std
-    cuda.launch("batch_norm.cu", "bn_partial_sqdev", (C, S),
-                [("x", x, cuda.F32), ("mean", mean, cuda.F32), *dims, ("partial", partial, cuda.F32)])
-    cuda.launch("batch_norm.cu", "bn_finalize_var", _warp_per_channel(C),
-                [("partial", partial, cuda.F32), ("mean", mean, cuda.F32), ("C", C, cuda.INT),
-                 ("S", S, cuda.INT), ("M", M, cuda.INT), ("eps", eps, cuda.FLOAT),
+    cuda.launch("batch_norm.cu", "bn_var", (C, S),
+                [("x", x, cuda.F32), ("mean", mean, cuda.F32), *dims, ("eps", eps, cuda.FLOAT),
                  ("momentum", momentum, cuda.FLOAT), ("keep", 1 - momentum, cuda.FLOAT),
-                 ("var_weight", momentum * M / (M - 1), cuda.FLOAT), ("invstd", invstd, cuda.F32),
+                 ("var_weight", momentum * M / (M - 1), cuda.FLOAT), ("partial", partial, cuda.F32),
+                 ("counter", counter, cuda.I32), ("invstd", invstd, cuda.F32),
                  ("running_mean", running_mean, cuda.F32), ("running_var", running_var, cuda.F32)])
     y = cupy.empty_like(x)
     cuda.launch("batch_norm.cu", "bn_apply_train", cuda.blocks(x.size),
@@ -151,15 +145,12 @@ def _backward_gpu(dy, cache):
     partial_dgamma = cupy.empty((S, C), dtype=cupy.float32)
     dbeta = cupy.empty(C, dtype=cupy.float32)
     dgamma = cupy.empty(C, dtype=cupy.float32)
-    cuda.launch("batch_norm.cu", "bn_partial_grad", (C, S),
+    cuda.launch("batch_norm.cu", "bn_grad", (C, S),
                 [("dy", dy, cuda.F32), ("x", x, cuda.F32), ("mean", mean, cuda.F32),
                  ("invstd", invstd, cuda.F32), ("N", N, cuda.INT), ("C", C, cuda.INT), ("HW", HW, cuda.INT),
                  ("S", S, cuda.INT), ("partial_dbeta", partial_dbeta, cuda.F32),
-                 ("partial_dgamma", partial_dgamma, cuda.F32)])
-    cuda.launch("batch_norm.cu", "bn_finalize_grad", _warp_per_channel(C),
-                [("partial_dbeta", partial_dbeta, cuda.F32), ("partial_dgamma", partial_dgamma, cuda.F32),
-                 ("C", C, cuda.INT), ("S", S, cuda.INT), ("dbeta", dbeta, cuda.F32),
-                 ("dgamma", dgamma, cuda.F32)])
+                 ("partial_dgamma", partial_dgamma, cuda.F32), ("counter", cuda.counters(C), cuda.I32),
+                 ("dbeta", dbeta, cuda.F32), ("dgamma", dgamma, cuda.F32)])
     dx = cupy.empty_like(x)
     cuda.launch("batch_norm.cu", "bn_backward_dx", cuda.blocks(x.size),
                 [("dy", dy, cuda.F32), ("x", x, cuda.F32), ("mean", mean, cuda.F32), ("invstd", invstd, cuda.F32),

@@ -184,8 +184,8 @@ def _backward_data_gpu(dy, cache):
 
 
 def _backward_weights_gpu(dy, cache):
-    """(dW, db or None): per-block partial sums over chunks of the N*OH*OW positions, then a
-    fixed-order sum of the partials. dy: contiguous float32."""
+    """(dW, db or None): per-block partial sums over chunks of the N*OH*OW positions, added in
+    a fixed order by the last block of each output, one launch each. dy: contiguous float32."""
     import cupy
     x, W, has_b, stride, pad, table = cache
     N, C, H, Wd = x.shape
@@ -193,19 +193,28 @@ def _backward_weights_gpu(dy, cache):
     OH, OW = dy.shape[2], dy.shape[3]
     S = cuda.splits(N * OH * OW, K * C)
     partial = cupy.empty((S, K, C, KH, KW), dtype=cupy.float32)
-    cuda.launch("conv2d.cu", f"conv2d_backward_weights_partial<{_template(KH, KW)}>", (K * C, S),
+    dW = cupy.empty((K, C, KH, KW), dtype=cupy.float32)
+    cuda.launch("conv2d.cu", f"conv2d_backward_weights<{_template(KH, KW)}>", (K * C, S),
                 [("x", x, cuda.F32), ("dy", dy, cuda.F32), ("table", table, cuda.BOOL_OPT),
-                 *_sizes(N, C, H, Wd, K, OH, OW, KH, KW, stride, pad),
-                 ("S", S, cuda.INT), ("partial", partial, cuda.F32)])
-    dW = cuda.sum_partials(partial)
-    if not has_b:
-        return dW, None
-    S = cuda.splits(N * OH * OW, K)
+                 *_sizes(N, C, H, Wd, K, OH, OW, KH, KW, stride, pad), ("S", S, cuda.INT),
+                 ("partial", partial, cuda.F32), ("counter", cuda.counters(K * C), cuda.I32),
+                 ("dW", dW, cuda.F32)])
+    return dW, (bias_gradient(dy.reshape(N, K, OH * OW)) if has_b else None)
+
+
+def bias_gradient(dy):
+    """db[k] = sum of dy[n, k, p] over n and p, dy (N, K, P) float32 contiguous (the dense
+    layers' too, with P = 1), in a fixed order: one launch."""
+    import cupy
+    N, K, P = dy.shape
+    S = cuda.splits(N * P, K)
     partial = cupy.empty((S, K), dtype=cupy.float32)
-    cuda.launch("conv2d.cu", "conv2d_backward_bias_partial", (K, S),
-                [("dy", dy, cuda.F32), ("N", N, cuda.INT), ("K", K, cuda.INT),
-                 ("OHW", OH * OW, cuda.INT), ("S", S, cuda.INT), ("partial", partial, cuda.F32)])
-    return dW, cuda.sum_partials(partial)
+    db = cupy.empty(K, dtype=cupy.float32)
+    cuda.launch("conv2d.cu", "conv2d_backward_bias", (K, S),
+                [("dy", dy, cuda.F32), ("N", N, cuda.INT), ("K", K, cuda.INT), ("OHW", P, cuda.INT),
+                 ("S", S, cuda.INT), ("partial", partial, cuda.F32),
+                 ("counter", cuda.counters(K), cuda.I32), ("db", db, cuda.F32)])
+    return db
 
 
 # ---- Gauss-Newton second derivatives (the paper's SDLM, appendix C) -----------------------------
