@@ -43,3 +43,13 @@ def numpy_backend_by_default():
     backend.set_backend("numpy")
     yield
     backend.set_backend("numpy")
+
+
+@pytest.fixture
+def launches(monkeypatch):
+    """The names of the kernels lenet_gpu.cuda.launch runs during the test, in order (they
+    still run); a test may clear() it between its steps."""
+    from lenet_gpu import cuda
+    names, launch = [], cuda.launch
+    monkeypatch.setattr(cuda, "launch", lambda f, k, *a, **kw: (names.append(k), launch(f, k, *a, **kw)))
+    return names
