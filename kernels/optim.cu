@@ -19,8 +19,8 @@ __device__ inline float decayed(float g, float w, float decay)
     return decay != 0.0f ? g + decay * w : g;
 }
 
-extern "C" __global__ void sgd_update(float* __restrict__ w, const float* __restrict__ g,
-                                      float* __restrict__ v, int n, const float* __restrict__ lr,
+extern "C" __global__ void sgd_update(float* __restrict__ w, const float* __restrict__ g, int n,
+                                      float* __restrict__ v, const float* __restrict__ lr,
                                       float momentum, int nesterov, float decay)
 {
     const int e = blockIdx.x * THREADS + threadIdx.x;
@@ -35,8 +35,8 @@ extern "C" __global__ void sgd_update(float* __restrict__ w, const float* __rest
     w[e] += nesterov ? momentum * ve - step : ve;
 }
 
-extern "C" __global__ void adam_update(float* __restrict__ w, const float* __restrict__ g,
-                                       float* __restrict__ m, float* __restrict__ v, int n,
+extern "C" __global__ void adam_update(float* __restrict__ w, const float* __restrict__ g, int n,
+                                       float* __restrict__ m, float* __restrict__ v,
                                        const float* __restrict__ step, const float* __restrict__ eps,
                                        float beta1, float beta2, float one_minus_beta1,
                                        float one_minus_beta2, float decay)
@@ -51,8 +51,8 @@ extern "C" __global__ void adam_update(float* __restrict__ w, const float* __res
     w[e] -= *step * me / (sqrtf(ve) + *eps);
 }
 
-extern "C" __global__ void sdlm_update(float* __restrict__ w, const float* __restrict__ g,
-                                       const float* __restrict__ rate, int n, float decay)
+extern "C" __global__ void sdlm_update(float* __restrict__ w, const float* __restrict__ g, int n,
+                                       const float* __restrict__ rate, float decay)
 {
     const int e = blockIdx.x * THREADS + threadIdx.x;
     if (e >= n) return;

@@ -114,10 +114,11 @@ class Optimizer:
 
     @staticmethod
     def _launch(kernel, p, args):
-        """Launch kernel(w, g, *args) over parameter p's elements; w is updated in place."""
+        """Launch kernel(w, g, n, *args) over parameter p's n elements; w is updated in place."""
         (g,) = cuda.float32(g=p.grad)
-        cuda.launch("optim.cu", kernel, cuda.blocks(p.value.size),
-                    [("w", p.value, cuda.F32), ("g", g, cuda.F32), *args])
+        n = p.value.size
+        cuda.launch("optim.cu", kernel, cuda.blocks(n),
+                    [("w", p.value, cuda.F32), ("g", g, cuda.F32), ("n", n, cuda.INT), *args])
 
     def _scalar(self, name, value, params):
         """Write value into the 0-d float32 device array `name` (made on first use), only when
@@ -182,9 +183,9 @@ class SGD(Optimizer):
 
     def _update_gpu(self, i, p, decay):
         self._launch("sgd_update", p, [
-            ("v", self.state.get(i), cuda.F32_OPT), ("n", p.value.size, cuda.INT),
-            ("lr", self.scalars["lr"], cuda.F32), ("momentum", self.momentum, cuda.FLOAT),
-            ("nesterov", int(self.nesterov), cuda.INT), ("decay", decay, cuda.FLOAT)])
+            ("v", self.state.get(i), cuda.F32_OPT), ("lr", self.scalars["lr"], cuda.F32),
+            ("momentum", self.momentum, cuda.FLOAT), ("nesterov", int(self.nesterov), cuda.INT),
+            ("decay", decay, cuda.FLOAT)])
 
     def config(self):
         return {**super().config(), "momentum": self.momentum, "nesterov": self.nesterov}
@@ -225,8 +226,8 @@ class Adam(Optimizer):
     def _update_gpu(self, i, p, decay):
         m, v = self.state[i]
         self._launch("adam_update", p, [
-            ("m", m, cuda.F32), ("v", v, cuda.F32), ("n", p.value.size, cuda.INT),
-            ("step", self.scalars["step"], cuda.F32), ("eps", self.scalars["eps"], cuda.F32),
+            ("m", m, cuda.F32), ("v", v, cuda.F32), ("step", self.scalars["step"], cuda.F32),
+            ("eps", self.scalars["eps"], cuda.F32),
             ("beta1", self.beta1, cuda.FLOAT), ("beta2", self.beta2, cuda.FLOAT),
             ("one_minus_beta1", 1 - self.beta1, cuda.FLOAT),
             ("one_minus_beta2", 1 - self.beta2, cuda.FLOAT), ("decay", decay, cuda.FLOAT)])
@@ -333,8 +334,7 @@ class SDLM(Optimizer):
         p.value -= self.steps[i] * g
 
     def _update_gpu(self, i, p, decay):
-        self._launch("sdlm_update", p, [("rate", self.steps[i], cuda.F32),
-                                        ("n", p.value.size, cuda.INT), ("decay", decay, cuda.FLOAT)])
+        self._launch("sdlm_update", p, [("rate", self.steps[i], cuda.F32), ("decay", decay, cuda.FLOAT)])
 
     def reset(self):
         super().reset()
@@ -352,8 +352,11 @@ def make_optimizer(name, lr, weight_decay=0.0, momentum=0.9, batch_size=1, seed=
     constant | cosine | one-cycle (lr is then the peak, reached after 30% of the steps)."""
     if schedule not in ("constant", "cosine", "one-cycle"):
         raise ValueError(f"unknown lr schedule {schedule!r}; choose constant, cosine or one-cycle")
-    sched = {"schedule": cosine_schedule(epochs)} if schedule == "cosine" else \
-        {"step_schedule": one_cycle_schedule(epochs * steps_per_epoch)} if schedule == "one-cycle" else {}
+    sched = {}
+    if schedule == "cosine":
+        sched = {"schedule": cosine_schedule(epochs)}
+    elif schedule == "one-cycle":
+        sched = {"step_schedule": one_cycle_schedule(epochs * steps_per_epoch)}
     if name == "sgd":
         return SGD(lr, weight_decay=weight_decay, **sched)
     if name in ("momentum", "nesterov"):

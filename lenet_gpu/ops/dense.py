@@ -9,6 +9,7 @@ kernel sums dW over the batch in a fixed order, so GPU runs are bit-identical.
 """
 from .. import cuda
 from ..backend import is_gpu_array
+from .conv2d import bias_gradient
 
 
 def dense_forward(x, W, b=None):
@@ -54,7 +55,6 @@ def column_sums(dy):
     """sum over the rows of a 2-D array (the bias gradient); on the GPU in a fixed order."""
     if not is_gpu_array(dy):
         return dy.sum(axis=0)
-    from .conv2d import bias_gradient
     (dy,) = cuda.float32(dy=dy)
     return bias_gradient(dy.reshape(*dy.shape, 1))       # dy as (N, K, 1x1 maps)
 
